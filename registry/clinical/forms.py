@@ -1,0 +1,220 @@
+"""Data-entry forms. Validation is the models'; the forms only lay fields out and scope choices."""
+from crispy_forms.helper import FormHelper
+from crispy_forms.layout import HTML, Div, Fieldset, Layout, Submit
+from django import forms
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from .models import AdverseEvent, DoseChange, Patient, PriorTreatment, TreatmentEpisode, Visit
+from .models.visits import CHECKLIST_FIELDS, LAB_FIELDS, SCORE_FIELDS
+
+
+class DateInput(forms.DateInput):
+    input_type = "date"
+
+    def __init__(self, **kwargs):
+        super().__init__(format="%Y-%m-%d", **kwargs)
+
+
+def today_max(widget):
+    widget.attrs["max"] = timezone.localdate().isoformat()
+    return widget
+
+
+class YesNoSelect(forms.NullBooleanSelect):
+    """Yes / No / an explicit third answer (not assessed, unknown), never a silent default."""
+
+    def __init__(self, empty_label, attrs=None):
+        super().__init__(attrs)
+        self.choices = [("unknown", empty_label), ("true", _("Yes")), ("false", _("No"))]
+
+
+class RecordForm(forms.ModelForm):
+    """Base of every data-entry form.
+
+    The parent record (patient, episode) is set on the instance by the view from a scoped
+    lookup, never from POSTed data; ``parent_field`` keeps it in model validation so that
+    constraints such as "one visit per patient per date" are checked before saving.
+    """
+
+    parent_field = None
+    submit_label = _("Save")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():
+            if isinstance(field.widget, forms.DateInput):
+                field.widget = today_max(DateInput())
+        self.helper = FormHelper()
+        self.helper.form_tag = True
+        self.helper.add_input(Submit("submit", self.submit_label))
+        layout = self.get_layout()
+        if layout is not None:
+            self.helper.layout = layout
+
+    def get_layout(self):
+        return None
+
+    def _get_validation_exclusions(self):
+        exclusions = super()._get_validation_exclusions()
+        if self.parent_field:
+            exclusions.discard(self.parent_field)
+        return exclusions
+
+
+def row(*names, cols=3):
+    width = 12 // cols
+    return Div(*[Div(name, css_class=f"col-md-{width}") for name in names], css_class="row")
+
+
+class PatientForm(RecordForm):
+    class Meta:
+        model = Patient
+        fields = [
+            "sex", "birth_year", "height_cm", "weight_kg", "ad_onset_age", "ad_subtype",
+            "enrolled_on", "special_areas", "atopic_comorbidities", "autoimmune_comorbidities",
+            "cv_risk_factors", "neoplasia_last_5y",
+        ]
+        widgets = {"enrolled_on": DateInput()}
+
+    def get_layout(self):
+        return Layout(
+            Fieldset(_("Patient"), row("sex", "birth_year", "enrolled_on"),
+                     row("height_cm", "weight_kg", "ad_onset_age"), "ad_subtype"),
+            Fieldset(_("Involvement and comorbidities"),
+                     row("special_areas", "atopic_comorbidities", "autoimmune_comorbidities"),
+                     row("cv_risk_factors", "neoplasia_last_5y", cols=2)),
+        )
+
+
+class PriorTreatmentForm(RecordForm):
+    parent_field = "patient"
+
+    class Meta:
+        model = PriorTreatment
+        fields = ["drug", "start_date", "end_date", "stop_reason"]
+        widgets = {"start_date": DateInput(), "end_date": DateInput()}
+
+
+class EpisodeStartForm(RecordForm):
+    parent_field = "patient"
+    submit_label = _("Start treatment")
+
+    class Meta:
+        model = TreatmentEpisode
+        fields = ["drug", "start_date", "start_dose_mg"]
+        widgets = {"start_date": DateInput()}
+
+
+class EpisodeForm(RecordForm):
+    parent_field = "patient"
+
+    class Meta:
+        model = TreatmentEpisode
+        fields = ["drug", "start_date", "start_dose_mg", "end_date", "end_reason"]
+        widgets = {"start_date": DateInput(), "end_date": DateInput()}
+
+
+class EpisodeStopForm(RecordForm):
+    parent_field = "patient"
+    submit_label = _("Stop treatment")
+
+    class Meta:
+        model = TreatmentEpisode
+        fields = ["end_date", "end_reason"]
+        widgets = {"end_date": DateInput()}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["end_date"].required = True
+        self.fields["end_reason"].required = True
+
+
+class DoseChangeForm(RecordForm):
+    """Escalate, de-escalate or correct a dose change.
+
+    ``direction`` (+1 escalate, −1 de-escalate, None edit) makes "escalate dose" a first-class
+    action: a lower dose entered as an escalation is refused rather than silently stored.
+    """
+
+    parent_field = "episode"
+
+    class Meta:
+        model = DoseChange
+        fields = ["date", "dose_mg", "reason"]
+        widgets = {"date": DateInput()}
+
+    def __init__(self, *args, direction=None, **kwargs):
+        self.direction = direction
+        super().__init__(*args, **kwargs)
+        if direction == 1:
+            self.helper.inputs[0].value = _("Escalate dose")
+        elif direction == -1:
+            self.helper.inputs[0].value = _("De-escalate dose")
+
+    def clean(self):
+        cleaned = super().clean()
+        dose, day = cleaned.get("dose_mg"), cleaned.get("date")
+        episode = self.instance.episode
+        if self.direction and dose is not None and day is not None:
+            in_force = episode.dose_on(day) or episode.current_dose
+            if self.direction == 1 and dose <= in_force:
+                self.add_error("dose_mg", _("An escalation needs a dose above the %(dose)s mg in force.") % {"dose": f"{in_force.normalize():f}"})
+            if self.direction == -1 and dose >= in_force:
+                self.add_error("dose_mg", _("A de-escalation needs a dose below the %(dose)s mg in force.") % {"dose": f"{in_force.normalize():f}"})
+        return cleaned
+
+
+class VisitForm(RecordForm):
+    parent_field = "patient"
+
+    class Meta:
+        model = Visit
+        fields = ["date", *SCORE_FIELDS, *LAB_FIELDS, *CHECKLIST_FIELDS]
+        widgets = {"date": DateInput()}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in CHECKLIST_FIELDS:
+            self.fields[name].widget = YesNoSelect(_("Not assessed"))
+
+    def get_layout(self):
+        return Layout(
+            Div("date", css_class="col-md-3"),
+            Fieldset(_("Scores"), row(*SCORE_FIELDS[:4], cols=4), row(*SCORE_FIELDS[4:], cols=4)),
+            Fieldset(_("Laboratory (canonical units)"),
+                     *[row(*LAB_FIELDS[i:i + 4], cols=4) for i in range(0, len(LAB_FIELDS), 4)],
+                     css_class="collapse-labs"),
+            Fieldset(_("Solicited adverse events since the last visit"),
+                     *[row(*CHECKLIST_FIELDS[i:i + 4], cols=4) for i in range(0, len(CHECKLIST_FIELDS), 4)]),
+        )
+
+
+class AdverseEventForm(RecordForm):
+    parent_field = "patient"
+
+    class Meta:
+        model = AdverseEvent
+        fields = [
+            "term", "onset_date", "end_date", "episode", "severity", "serious", "action",
+            "outcome", "description",
+        ]
+        widgets = {
+            "onset_date": DateInput(),
+            "end_date": DateInput(),
+            "description": forms.Textarea(attrs={"rows": 3}),
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Only this patient's episodes: a forged id of another patient's episode is invalid.
+        self.fields["episode"].queryset = self.instance.patient.episodes.all()
+        self.fields["serious"].widget = YesNoSelect(_("Unknown"))
+
+    def get_layout(self):
+        return Layout(
+            row("term", "onset_date", "end_date"),
+            row("episode", "severity", "serious"),
+            row("action", "outcome", cols=2),
+            "description",
+        )
