@@ -85,8 +85,13 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # A named test database (not :memory:) so a live server or a worker process can open it.
+    # One file per test run, so parallel runs do not share it; a worker subprocess started by
+    # the tests is handed the name through DJANGO_TEST_DB_NAME.
     (BASE_DIR / "var").mkdir(exist_ok=True)
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / "test-db.sqlite3")}
+    DATABASES["default"]["TEST"] = {
+        "NAME": os.environ.get("DJANGO_TEST_DB_NAME")
+        or str(BASE_DIR / "var" / f"test-db-{os.getpid()}.sqlite3")
+    }
     DATABASES["default"]["OPTIONS"] = {"timeout": 20}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -152,7 +157,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "endpoints.tasks.recompute_all_scopes",
         "schedule": 24 * 60 * 60,
     },
+    "requeue-pending-recomputes": {
+        "task": "endpoints.tasks.requeue_pending_scopes",
+        "schedule": 60,
+    },
 }
+ENDPOINTS_COALESCE_SECONDS = float(os.environ.get("ENDPOINTS_COALESCE_SECONDS", 2))
 
 # Sessions end after inactivity (clinical workstations are shared).
 SESSION_COOKIE_AGE = int(os.environ.get("DJANGO_SESSION_AGE", 30 * 60))

@@ -12,6 +12,19 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 PASSWORD = "a-long-test-password-1"
 
 
+@pytest.fixture(autouse=True)
+def tasks_in_process(request):
+    """Celery tasks run in-process unless a test asks for the real worker (``worker`` mark):
+    CI sets CELERY_BROKER_URL, and a plain test has no worker to consume it."""
+    from registry.celery import app
+
+    eager = request.node.get_closest_marker("worker") is None
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = eager
+    yield
+    app.conf.task_always_eager = previous
+
+
 @pytest.fixture
 def center_a(db):
     from registry.centers.models import Center, LabRange

@@ -85,7 +85,18 @@ class RecordViewMixin(LoginRequiredMixin, CenterScopedMixin):
     title = ""
 
     def get_context_data(self, **kwargs):
-        return super().get_context_data(title=self.title, **kwargs)
+        context = super().get_context_data(title=self.title, **kwargs)
+        context["record_patient"] = self.record_patient(context["form"].instance)
+        return context
+
+    @staticmethod
+    def record_patient(instance):
+        """The patient a form's record belongs to (for the breadcrumb), if any yet."""
+        if isinstance(instance, Patient):
+            return instance if instance.pk else None
+        if isinstance(instance, DoseChange):
+            return instance.episode.patient
+        return instance.patient
 
     def get_success_url(self):
         return self.object.get_absolute_url()
