@@ -102,3 +102,67 @@ def client_for(client):
         return client
 
     return login
+
+
+def database_url(settings_dict):
+    """A DATABASE_URL naming the test database, for a subprocess (Celery worker, gunicorn)."""
+    if settings_dict["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{settings_dict['NAME']}"
+    user = settings_dict.get("USER") or ""
+    host = settings_dict.get("HOST") or "127.0.0.1"
+    port = settings_dict.get("PORT") or 5432
+    return f"postgres://{user}@{host}:{port}/{settings_dict['NAME']}"
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory):
+    """A real ``celery worker`` on a private queue, pointed at the test database.
+
+    Tests that use it mark themselves ``worker`` (tasks are then sent, not run in-process) and
+    ``django_db(transaction=True)``, since the worker cannot see uncommitted test data.
+    """
+    import subprocess
+    import sys
+    import time
+    import uuid
+
+    import redis
+    from django.conf import settings
+    from django.db import connection
+
+    from registry.celery import app
+
+    broker = os.environ.get("CELERY_BROKER_URL") or "redis://127.0.0.1:6379/15"
+    try:
+        redis.Redis.from_url(broker, socket_connect_timeout=2).ping()
+    except redis.RedisError as error:
+        pytest.skip(f"no Redis broker at {broker}: {error}")
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    log = tmp_path_factory.mktemp("worker") / "worker.log"
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(connection.settings_dict),
+        "CELERY_BROKER_URL": broker,
+        "CELERY_TASK_DEFAULT_QUEUE": queue,
+        "ENDPOINTS_COALESCE_SECONDS": "0.5",
+    }
+    with open(log, "w") as output:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "registry", "worker", "--pool=solo",
+             "-Q", queue, "--without-gossip", "--without-mingle", "--without-heartbeat",
+             "-l", "info"],
+            cwd=settings.BASE_DIR, env=env, stdout=output, stderr=subprocess.STDOUT,
+        )
+    app.conf.broker_url = broker
+    app.conf.task_default_queue = queue
+    deadline = time.monotonic() + 30
+    while "ready." not in log.read_text() and time.monotonic() < deadline:
+        if worker.poll() is not None:
+            pytest.fail(f"the Celery worker exited:\n{log.read_text()}")
+        time.sleep(0.2)
+    yield {"process": worker, "log": log, "queue": queue}
+    worker.terminate()
+    try:
+        worker.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        worker.kill()
