@@ -1,7 +1,8 @@
-from decimal import Decimal
-
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 from django.db import models
+from django.utils.deconstruct import deconstructible
+from django.utils.text import format_lazy
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from simple_history import register
@@ -12,24 +13,38 @@ from registry.core.choices import label
 from .base import ClinicalRecord, not_in_future
 
 
-def score_range(code, low, high):
-    """Validators whose message names the score and its allowed range."""
-    message = _("%(score)s must be between %(low)s and %(high)s.") % {
-        "score": label(code), "low": low, "high": high,
-    }
-    return [MinValueValidator(low, message), MaxValueValidator(high, message)]
+@deconstructible
+class ScoreRange:
+    """Refuses a score outside its instrument's range, naming the score and the range (the
+    message is formatted when shown, so it is translated into the reader's language)."""
+
+    def __init__(self, code, low, high):
+        self.code, self.low, self.high = code, low, high
+
+    def __call__(self, value):
+        if value is not None and not self.low <= value <= self.high:
+            raise ValidationError(
+                _("%(score)s must be between %(low)s and %(high)s."),
+                code="out_of_range",
+                params={"score": label(self.code), "low": self.low, "high": self.high},
+            )
+
+    def __eq__(self, other):
+        return isinstance(other, ScoreRange) and (self.code, self.low, self.high) == (
+            other.code, other.low, other.high
+        )
 
 
 def score_field(code, low, high, step):
     if step == 1:
         return models.PositiveSmallIntegerField(
-            label(code), null=True, blank=True, validators=score_range(code, low, high),
-            help_text=_("%(low)s–%(high)s") % {"low": low, "high": high},
+            label(code), null=True, blank=True, validators=[ScoreRange(code, low, high)],
+            help_text=format_lazy("{}–{}", low, high),
         )
     return models.DecimalField(
         label(code), max_digits=4, decimal_places=1, null=True, blank=True,
-        validators=score_range(code, Decimal(low), Decimal(high)),
-        help_text=_("%(low)s–%(high)s, one decimal") % {"low": low, "high": high},
+        validators=[ScoreRange(code, low, high)],
+        help_text=format_lazy(_("{low}–{high}, one decimal"), low=low, high=high),
     )
 
 
