@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "registry.accounts",
     "registry.centers",
     "registry.clinical",
+    "registry.datasets",
     "endpoints",
 ]
 
@@ -136,6 +137,10 @@ STORAGES = {
     },
 }
 MEDIA_ROOT = Path(os.environ.get("DJANGO_MEDIA_ROOT", BASE_DIR / "var" / "media"))
+
+# The audit trail is read-only everywhere, the admin included.
+SIMPLE_HISTORY_REVERT_DISABLED = True
+SIMPLE_HISTORY_HISTORY_CHANGE_REASON_USE_TEXT_FIELD = True
 
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
 CRISPY_TEMPLATE_PACK = "bootstrap5"

@@ -2,6 +2,7 @@ from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from simple_history.models import HistoricalRecords
 
 from registry.core.choices import ANALYTE_CHOICES
 from registry.core.scoping import CenterScopedQuerySet, Role
@@ -56,6 +57,8 @@ class LabRange(models.Model):
     lower = models.FloatField(_("lower limit of normal"), null=True, blank=True)
     upper = models.FloatField(_("upper limit of normal"), null=True, blank=True)
 
+    history = HistoricalRecords()
+
     class Meta:
         ordering = ["center", "analyte"]
         constraints = [
@@ -93,6 +96,8 @@ class Membership(models.Model):
         max_length=20,
         choices=Role.choices,
     )
+
+    history = HistoricalRecords()
 
     class Meta:
         ordering = ["center", "user"]

@@ -5,7 +5,16 @@ from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from .models import AdverseEvent, DoseChange, Patient, PriorTreatment, TreatmentEpisode, Visit
+from .models import (
+    AdverseEvent,
+    DataQuery,
+    DoseChange,
+    Patient,
+    PriorTreatment,
+    Signature,
+    TreatmentEpisode,
+    Visit,
+)
 from .models.visits import CHECKLIST_FIELDS, LAB_FIELDS, SCORE_FIELDS
 
 
@@ -40,17 +49,61 @@ class RecordForm(forms.ModelForm):
     parent_field = None
     submit_label = _("Save")
 
+    #: The version of the record the user started from (optimistic locking, see ClinicalRecord).
+    version = forms.IntegerField(widget=forms.HiddenInput, required=False)
+    reason_for_change = forms.CharField(
+        label=_("Reason for change"), required=False, max_length=500,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text=_("Required when the record is signed; kept in the audit trail."),
+    )
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         for field in self.fields.values():
             if isinstance(field.widget, forms.DateInput):
                 field.widget = today_max(DateInput())
+        editing = self.instance.pk is not None
+        self.fields["version"].initial = self.instance.version
+        self.fields["version"].required = editing
+        if not editing:
+            del self.fields["reason_for_change"]
+        elif self.instance.is_locked():
+            self.fields["reason_for_change"].required = True
         self.helper = FormHelper()
         self.helper.form_tag = True
         self.helper.add_input(Submit("submit", self.submit_label))
         layout = self.get_layout()
         if layout is not None:
+            layout.append("version")
+            if editing:
+                layout.append("reason_for_change")
             self.helper.layout = layout
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("version"):
+            self.instance.version = cleaned["version"]
+        self.instance._change_reason = cleaned.get("reason_for_change", "")
+        return cleaned
+
+    def show_concurrent_change(self, current):
+        """After a refused save: say what the colleague changed; the user's entries stay in the
+        form, and submitting again (now from the current version) overwrites knowingly."""
+        changed = []
+        for name, field in self.fields.items():
+            if name in {"version", "reason_for_change"} or name not in self.cleaned_data:
+                continue
+            theirs = getattr(current, name, None)
+            if theirs != self.cleaned_data[name]:
+                changed.append(f"{field.label}: {theirs if theirs not in (None, '') else '—'}")
+        author = current.history.first().history_user if hasattr(current, "history") else None
+        self.add_error(None, _(
+            "Nothing was saved: %(who)s saved this record while you were editing it. "
+            "Their values: %(changes)s. Check them, then save again to replace them with yours."
+        ) % {"who": author or _("someone else"), "changes": "; ".join(changed) or _("no visible field")})
+        data = self.data.copy()
+        data["version"] = current.version
+        self.data = data
 
     def get_layout(self):
         return None
@@ -177,6 +230,7 @@ class VisitForm(RecordForm):
         super().__init__(*args, **kwargs)
         for name in CHECKLIST_FIELDS:
             self.fields[name].widget = YesNoSelect(_("Not assessed"))
+            self.fields[name].help_text = ""  # said once, in the fieldset's legend
 
     def get_layout(self):
         return Layout(
@@ -185,7 +239,7 @@ class VisitForm(RecordForm):
             Fieldset(_("Laboratory (canonical units)"),
                      *[row(*LAB_FIELDS[i:i + 4], cols=4) for i in range(0, len(LAB_FIELDS), 4)],
                      css_class="collapse-labs"),
-            Fieldset(_("Solicited adverse events since the last visit"),
+            Fieldset(_("Solicited adverse events since the last visit (leave “Not assessed” when not asked)"),
                      *[row(*CHECKLIST_FIELDS[i:i + 4], cols=4) for i in range(0, len(CHECKLIST_FIELDS), 4)]),
         )
 
@@ -218,3 +272,56 @@ class AdverseEventForm(RecordForm):
             row("action", "outcome", cols=2),
             "description",
         )
+
+
+class DeleteForm(forms.Form):
+    reason_for_change = forms.CharField(
+        label=_("Reason for deletion"), required=False, max_length=500,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+
+    def __init__(self, *args, record, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["reason_for_change"].required = record.is_locked()
+        if record.is_locked():
+            self.fields["reason_for_change"].help_text = _("These data are signed: the reason is kept in the audit trail.")
+
+
+class SignatureForm(forms.ModelForm):
+    class Meta:
+        model = Signature
+        fields = ["signed_up_to"]
+        widgets = {"signed_up_to": DateInput()}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["signed_up_to"].initial = timezone.localdate()
+        self.helper = FormHelper()
+        self.helper.add_input(Submit("submit", _("Sign")))
+
+
+class QueryForm(forms.ModelForm):
+    field_name = forms.ChoiceField(label=_("Field"), required=False)
+
+    class Meta:
+        model = DataQuery
+        fields = ["field_name", "text"]
+        widgets = {"text": forms.Textarea(attrs={"rows": 3})}
+
+    def __init__(self, *args, record, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["field_name"].choices = [("", _("The whole record"))] + [
+            (f.name, f.verbose_name.capitalize()) for f in record._meta.concrete_fields
+            if f.editable and not f.is_relation and f.name not in {"code"}
+        ]
+        self.helper = FormHelper()
+        self.helper.add_input(Submit("submit", _("Raise query")))
+
+
+class QueryAnswerForm(forms.Form):
+    answer = forms.CharField(label=_("Answer"), max_length=2000, widget=forms.Textarea(attrs={"rows": 3}))
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.helper = FormHelper()
+        self.helper.add_input(Submit("submit", _("Send answer")))

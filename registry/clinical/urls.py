@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import monitoring, views
 from .models import AdverseEvent, DoseChange, PriorTreatment, Visit
 
 urlpatterns = [
@@ -25,4 +25,9 @@ urlpatterns = [
     path("adverse-events/<int:pk>/delete/", views.RecordDeleteView.as_view(model=AdverseEvent), name="adverse-event-delete"),
     path("prior-treatments/<int:pk>/edit/", views.PriorTreatmentUpdateView.as_view(), name="prior-treatment-update"),
     path("prior-treatments/<int:pk>/delete/", views.RecordDeleteView.as_view(model=PriorTreatment), name="prior-treatment-delete"),
+    path("patients/<slug:code>/sign/", monitoring.SignPatientView.as_view(), name="patient-sign"),
+    path("history/<slug:kind>/<str:key>/", monitoring.RecordHistoryView.as_view(), name="record-history"),
+    path("queries/", monitoring.QueryListView.as_view(), name="query-list"),
+    path("queries/<int:pk>/", monitoring.QueryDetailView.as_view(), name="query-detail"),
+    path("queries/new/<slug:kind>/<str:key>/", monitoring.QueryCreateView.as_view(), name="query-create"),
 ]

@@ -8,11 +8,12 @@ from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 from django.views.generic import CreateView, DeleteView, DetailView, ListView, UpdateView
 
-from registry.centers.models import Center
-from registry.core.scoping import CenterScopedMixin, center_ids_for, require_write
+from registry.centers.models import Center, Membership
+from registry.core.scoping import CenterScopedMixin, Role, center_ids_for, require_write
 
 from .forms import (
     AdverseEventForm,
+    DeleteForm,
     DoseChangeForm,
     EpisodeForm,
     EpisodeStartForm,
@@ -21,7 +22,17 @@ from .forms import (
     PriorTreatmentForm,
     VisitForm,
 )
-from .models import AdverseEvent, DoseChange, Patient, PriorTreatment, TreatmentEpisode, Visit
+from .models import (
+    AdverseEvent,
+    DataQuery,
+    Signature,
+    DoseChange,
+    Patient,
+    PriorTreatment,
+    StaleRecord,
+    TreatmentEpisode,
+    Visit,
+)
 
 
 def with_follow_up(patients):
@@ -34,6 +45,7 @@ def with_follow_up(patients):
         "visits",
         "adverse_events",
         "prior_treatments",
+        Prefetch("signatures", queryset=Signature.objects.select_related("signed_by")),
     )
 
 
@@ -76,6 +88,10 @@ class CenterHomeView(LoginRequiredMixin, ListView):
             center=self.center,
             query=self.request.GET.get("q", ""),
             can_write=self.center.pk in center_ids_for(self.request.user, write=True),
+            queries=DataQuery.objects.for_user(self.request.user)
+            .filter(patient__center=self.center)
+            .exclude(status=DataQuery.Status.CLOSED)
+            .select_related("patient", "raised_by")[:50],
             **kwargs,
         )
 
@@ -102,7 +118,11 @@ class RecordViewMixin(LoginRequiredMixin, CenterScopedMixin):
         return self.object.get_absolute_url()
 
     def form_valid(self, form):
-        response = super().form_valid(form)
+        try:
+            response = super().form_valid(form)
+        except StaleRecord:
+            form.show_concurrent_change(self.model._base_manager.get(pk=form.instance.pk))
+            return self.form_invalid(form)
         messages.success(self.request, _("Saved: %(record)s.") % {"record": self.object})
         return response
 
@@ -165,8 +185,13 @@ class PatientDetailView(LoginRequiredMixin, CenterScopedMixin, DetailView):
         return with_follow_up(super().get_queryset())
 
     def get_context_data(self, **kwargs):
+        patient = self.object
         return super().get_context_data(
-            can_write=self.object.center_id in center_ids_for(self.request.user, write=True),
+            can_write=patient.center_id in center_ids_for(self.request.user, write=True),
+            can_sign=Membership.objects.filter(
+                user=self.request.user, center_id=patient.center_id, role=Role.PI
+            ).exists(),
+            open_queries=patient.queries.exclude(status=DataQuery.Status.CLOSED),
             **kwargs,
         )
 
@@ -273,14 +298,20 @@ class PriorTreatmentUpdateView(RecordUpdateMixin, UpdateView):
 
 
 class RecordDeleteView(LoginRequiredMixin, CenterScopedMixin, DeleteView):
-    """Delete a visit, event, dose change or prior treatment after confirmation."""
+    """Delete a visit, event, dose change or prior treatment after confirmation (with a reason
+    when the record is signed: the deletion and its reason stay in the audit trail)."""
 
     writes = True
     template_name = "clinical/record_confirm_delete.html"
+    form_class = DeleteForm
+
+    def get_form_kwargs(self):
+        return {**super().get_form_kwargs(), "record": self.object}
 
     def get_success_url(self):
         return self.object.patient.get_absolute_url()
 
     def form_valid(self, form):
+        self.object._change_reason = form.cleaned_data["reason_for_change"]
         messages.success(self.request, _("Deleted: %(record)s.") % {"record": self.object})
         return super().form_valid(form)

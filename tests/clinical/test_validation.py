@@ -153,7 +153,9 @@ def test_stop_treatment_requires_a_reason(client_for, investigator_a, episode_a)
     url = reverse("episode-stop", args=[episode_a.pk])
     response = client_for(investigator_a).post(url, {"end_date": "2024-06-01"})
     assert "end_reason" in response.context["form"].errors
-    client_for(investigator_a).post(url, {"end_date": "2024-06-01", "end_reason": "disease_control"})
+    client_for(investigator_a).post(
+        url, {"end_date": "2024-06-01", "end_reason": "disease_control", "version": episode_a.version}
+    )
     episode_a.refresh_from_db()
     assert (episode_a.end_date, episode_a.end_reason) == (date(2024, 6, 1), "disease_control")
 

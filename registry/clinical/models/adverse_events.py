@@ -23,6 +23,7 @@ class AdverseEvent(ClinicalRecord):
     """An entry of the adverse-event log."""
 
     center_path = "patient__center"
+    clinical_date_field = "onset_date"
 
     patient = models.ForeignKey(
         "clinical.Patient", on_delete=models.CASCADE, related_name="adverse_events",

@@ -1,6 +1,7 @@
 """What every clinical record shares: its center path, timestamps and date rules."""
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import models, transaction
+from django.db.models import F
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
@@ -18,22 +19,103 @@ def not_in_future(value):
         )
 
 
+class StaleRecord(Exception):
+    """Someone else saved the record since this copy was read: saving would lose their change."""
+
+    def __init__(self, record):
+        super().__init__(f"{record._meta.label} {record.pk} changed since version {record.version}")
+        self.record = record
+
+
 class ClinicalRecord(models.Model):
-    """Base of patient data: scoped by center, timestamped, optimistic-locked.
+    """Base of patient data: scoped by center, timestamped, optimistic-locked, signable.
 
     ``center_path`` is the lookup from the model to its center, which the scoping queryset
-    uses; a model without one cannot be listed by a view.
+    uses; a model without one cannot be listed by a view. ``version`` goes up with every save:
+    saving a copy read at an older version raises :class:`StaleRecord` instead of silently
+    overwriting a colleague's change.
     """
 
     center_path = None
 
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
+    version = models.PositiveIntegerField(_("version"), default=1, editable=False)
 
     objects = CenterScopedQuerySet.as_manager()
 
     class Meta:
         abstract = True
+
+    def save(self, *args, **kwargs):
+        if self._state.adding or self.pk is None:
+            super().save(*args, **kwargs)
+        else:
+            self._save_unless_stale(*args, **kwargs)
+        from registry.clinical.plausibility import check_record
+
+        check_record(self)
+
+    def _save_unless_stale(self, *args, **kwargs):
+        with transaction.atomic():
+            claimed = type(self)._base_manager.filter(pk=self.pk, version=self.version).update(
+                version=F("version") + 1
+            )
+            if not claimed:
+                raise StaleRecord(self)
+            self.version += 1
+            super().save(*args, **kwargs)
+            self.after_change()
+
+    def delete(self, *args, **kwargs):
+        result = super().delete(*args, **kwargs)
+        self.after_change()
+        return result
+
+    # Signatures ------------------------------------------------------------------------------
+
+    #: The date that places the record in the patient's follow-up (None: the whole record set,
+    #: e.g. the patient's own characteristics).
+    clinical_date_field = None
+
+    @property
+    def signed_patient(self):
+        return self.patient
+
+    @property
+    def clinical_date(self):
+        return getattr(self, self.clinical_date_field) if self.clinical_date_field else None
+
+    def covering_signature(self):
+        """The patient's active signature that covers this record, if any."""
+        patient = self.signed_patient
+        if patient is None or patient.pk is None:
+            return None
+        signature = patient.signatures.filter(revoked_at__isnull=True).order_by("-signed_up_to").first()
+        if signature is None:
+            return None
+        day = self.clinical_date
+        return signature if day is None or day <= signature.signed_up_to else None
+
+    def is_locked(self):
+        """Saved data a PI signed: changing it needs a reason and removes the signature."""
+        return not self._state.adding and self.covering_signature() is not None
+
+    def full_clean(self, *args, **kwargs):
+        super().full_clean(*args, **kwargs)
+        self.check_signature_lock(getattr(self, "_change_reason", ""))
+
+    def check_signature_lock(self, reason):
+        if self.is_locked() and not (reason or "").strip():
+            raise ValidationError(
+                {"reason_for_change": _("These data are signed: give a reason for the change.")}
+            )
+
+    def after_change(self):
+        """A change to signed data removes the signature (the reason stays in the history)."""
+        signature = self.covering_signature()
+        if signature is not None:
+            signature.revoke(getattr(self, "_change_reason", "") or "")
 
 
 def date_order_error(field, message):

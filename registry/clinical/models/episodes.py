@@ -24,6 +24,7 @@ class TreatmentEpisode(ClinicalRecord):
     """One continuous course of one drug: day 0 of every endpoint."""
 
     center_path = "patient__center"
+    clinical_date_field = "start_date"
 
     patient = models.ForeignKey(
         "clinical.Patient", on_delete=models.CASCADE, related_name="episodes",
@@ -135,6 +136,7 @@ class DoseChange(ClinicalRecord):
     """A new daily dose from ``date`` on; escalation or de-escalation follows from the dose before."""
 
     center_path = "episode__patient__center"
+    clinical_date_field = "date"
 
     episode = models.ForeignKey(
         TreatmentEpisode, on_delete=models.CASCADE, related_name="dose_changes",

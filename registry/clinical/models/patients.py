@@ -82,6 +82,17 @@ class Patient(ClinicalRecord):
     def get_absolute_url(self):
         return reverse("patient-detail", args=[self.code])
 
+    @property
+    def signed_patient(self):
+        return self
+
+    @property
+    def active_signature(self):
+        return max(
+            (s for s in self.signatures.all() if s.revoked_at is None),
+            key=lambda s: s.signed_up_to, default=None,
+        )
+
     def clean(self):
         if self.birth_year and self.enrolled_on and self.birth_year > self.enrolled_on.year:
             raise ValidationError(
@@ -165,6 +176,7 @@ class PriorTreatment(ClinicalRecord):
     """A systemic treatment before the registry's episodes (baseline characteristics)."""
 
     center_path = "patient__center"
+    clinical_date_field = "start_date"
 
     patient = models.ForeignKey(
         Patient, on_delete=models.CASCADE, related_name="prior_treatments"

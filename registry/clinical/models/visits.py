@@ -71,6 +71,7 @@ class Visit(ClinicalRecord):
     """
 
     center_path = "patient__center"
+    clinical_date_field = "date"
 
     patient = models.ForeignKey(
         "clinical.Patient", on_delete=models.CASCADE, related_name="visits",
