@@ -93,15 +93,36 @@ def episode_a(patient_a):
     )
 
 
+def totp_device(user):
+    """The user's confirmed authenticator (created on first use)."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+    return device or TOTPDevice.objects.create(user=user, name="test", confirmed=True)
+
+
+def current_token(device):
+    from django_otp.oath import totp
+
+    return f"{totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits):0{device.digits}d}"
+
+
+def log_in(client, user):
+    """Log ``client`` in as ``user``, with a verified second factor when the role needs one."""
+    from django_otp import DEVICE_ID_SESSION_KEY
+
+    client.force_login(user)
+    if user.requires_two_factor:
+        session = client.session
+        session[DEVICE_ID_SESSION_KEY] = totp_device(user).persistent_id
+        session.save()
+    return client
+
+
 @pytest.fixture
 def client_for(client):
-    """``client_for(user)``: the test client logged in as ``user``."""
-
-    def login(user):
-        client.force_login(user)
-        return client
-
-    return login
+    """``client_for(user)``: the test client logged in as ``user`` (2FA verified if needed)."""
+    return lambda user: log_in(client, user)
 
 
 def database_url(settings_dict):

@@ -18,7 +18,7 @@ from registry.clinical.models import (
     TreatmentEpisode,
     Visit,
 )
-from tests.conftest import make_user
+from tests.conftest import log_in, make_user
 
 #: URL name -> (the record its URL names, whether it changes data)
 CATALOGUE = {
@@ -134,7 +134,7 @@ def test_every_scoped_url_answers_each_persona_as_its_role_allows(client, center
     records = {"a": records_of(center_a, "a"), "b": records_of(center_b, "b")}
     checked, leaks = 0, []
     for persona, user in personas.items():
-        client.force_login(user)
+        log_in(client, user)
         for name, (kind, access) in CATALOGUE.items():
             for side, want in zip("ab", EXPECTED[access][persona]):
                 url = url_for(name, records[side], kind)

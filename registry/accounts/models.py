@@ -14,3 +14,14 @@ class User(AbstractUser):
 
     class Meta(AbstractUser.Meta):
         swappable = "AUTH_USER_MODEL"
+
+    @property
+    def requires_two_factor(self):
+        """Coordinators and center PIs see pooled or signed data: they must use 2FA."""
+        if self.is_coordinator:
+            return True
+        if not hasattr(self, "_is_pi"):
+            from registry.core.scoping import Role
+
+            self._is_pi = self.memberships.filter(role=Role.PI).exists()
+        return self._is_pi

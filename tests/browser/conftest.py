@@ -119,13 +119,16 @@ def persona_password(request):
 
 
 @pytest.fixture
-def login(page, persona_password):
+def login(page, persona_password, request):
     """``login(user)``: log in through the real login form and land on the home page."""
 
     def log_in(user, password=None):
         page.goto("/accounts/login/")
         page.get_by_label("Username").fill(user.get_username())
         page.get_by_label("Password").fill(password or persona_password)
+        if user.requires_two_factor:  # coordinators and PIs type their authenticator's code
+            root = request.config.pluginmanager.get_plugin(str(Path(__file__).resolve().parents[1] / "conftest.py"))
+            page.get_by_label("Authenticator code").fill(root.current_token(root.totp_device(user)))
         with page.expect_navigation():
             page.get_by_role("button", name="Log in").click()
         assert "/accounts/login/" not in page.url, f"login as {user} failed: {page.url}"

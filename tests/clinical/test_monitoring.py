@@ -5,6 +5,7 @@ import pytest
 from django.urls import reverse
 
 from registry.clinical.models import DataQuery, Signature, Visit
+from tests.conftest import log_in
 
 pytestmark = pytest.mark.django_db
 
@@ -126,8 +127,7 @@ def test_the_second_of_two_concurrent_edits_is_refused_and_shows_the_first(clien
     first, second = client_for(investigator_a), None
     from django.test import Client
 
-    second = Client()
-    second.force_login(pi_a)
+    second = log_in(Client(), pi_a)
     edit_visit(first, visit_a, easi="22")
     response = edit_visit(second, visit_a, easi="40")  # started from the same version
     visit_a.refresh_from_db()
