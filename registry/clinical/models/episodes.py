@@ -170,9 +170,12 @@ class DoseChange(ClinicalRecord):
         return self.episode.patient
 
     def previous_dose(self):
-        """The dose in force the day before this change, ignoring this change itself."""
+        """The dose in force the day before this change, ignoring this change itself (from the
+        episode's prefetched changes when the page prefetched them)."""
         dose = self.episode.start_dose_mg
-        for change in self.episode.dose_changes.exclude(pk=self.pk).order_by("date"):
+        for change in self.episode.ordered_dose_changes():
+            if change.pk == self.pk:
+                continue
             if change.date >= self.date:
                 break
             dose = change.dose_mg
