@@ -7,7 +7,7 @@ a million visits in memory during a recompute.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 
 
@@ -98,3 +98,30 @@ class Cohort:
     visits: dict[str, list[Visit]]
     #: patient code -> logged adverse events
     adverse_events: dict[str, list[AdverseEvent]]
+
+    @classmethod
+    def from_records(cls, *, centers=(), patients=(), episodes=(), visits=(),
+                     adverse_events=()) -> Cohort:
+        """A cohort from flat lists of records, indexed the way the computation reads them
+        (visits sorted by date per patient, dose changes sorted per episode). For callers that
+        hold plain lists: tests, selectors."""
+        by_patient: dict[str, list[Visit]] = {patient.code: [] for patient in patients}
+        for visit in visits:
+            by_patient.setdefault(visit.patient_code, []).append(visit)
+        for patient_visits in by_patient.values():
+            patient_visits.sort(key=lambda visit: visit.date)
+        events: dict[str, list[AdverseEvent]] = {}
+        for event in adverse_events:
+            events.setdefault(event.patient_code, []).append(event)
+        return cls(
+            centers={center.code: center for center in centers},
+            patients={patient.code: patient for patient in patients},
+            episodes=[_with_dose_changes_in_order(episode) for episode in episodes],
+            visits=by_patient,
+            adverse_events=events,
+        )
+
+
+def _with_dose_changes_in_order(episode: Episode) -> Episode:
+    ordered = tuple(sorted(episode.dose_changes, key=lambda change: change.date))
+    return episode if ordered == episode.dose_changes else replace(episode, dose_changes=ordered)

@@ -1,0 +1,218 @@
+"""Efficacy at M3 and M6 by start dose (003, Table I; endpoints.md, "Responder and change
+endpoints").
+
+Observed cases: an episode is in an endpoint's denominator when it has both a baseline value
+and a value in the window of the score the endpoint reads. The value in the window is the
+worst (highest) one, as in 003's footnote.
+
+Decisions where endpoints.md leaves room (also listed in the report to the lead):
+
+- "Worst" is the highest value for every score (all are "higher = worse").
+- ``iga_0_1_2`` and ``iga_0_1`` need a baseline IGA too, although the test itself reads only
+  the window value: endpoints.md gives one N rule for every responder endpoint.
+- A baseline EASI or SCORAD of 0 makes the relative reduction undefined: the episode is out of
+  those responders' N (it still counts for ``easi_change`` / ``scorad_change``).
+- Relative reductions are compared with a 1e-9 slack, so that exact halves and quarters of
+  one-decimal scores count (10.2 → 5.1 is EASI50).
+- ``pruritus_nrs4`` has no floor on the baseline itch (trials often require ≥ 4).
+- Change values are rounded to 6 decimals to drop floating-point noise (−7.2, not
+  −7.200000000000001).
+"""
+from __future__ import annotations
+
+from functools import partial
+from operator import attrgetter, is_not
+
+from .tally import BINARY, CONTINUOUS, TableSpec
+from .timeline import BASELINE_LOOKBACK_DAYS, WINDOW_DAYS, Course
+
+TIMEPOINTS = ("m3", "m6")
+RESPONDER_ENDPOINTS = (
+    "iga_0_1_2", "iga_0_1", "viga_response", "easi50", "easi75", "easi90", "easi100",
+    "scorad50", "scorad75", "scorad90", "pruritus_nrs4", "dlqi4",
+)
+CHANGE_ENDPOINTS = ("pruritus_nrs_change", "dlqi_change", "easi_change", "scorad_change",
+                    "bsa_change")
+
+SPEC = TableSpec("efficacy", [
+    row
+    for timepoint in TIMEPOINTS
+    for row in (
+        *((endpoint, timepoint, BINARY) for endpoint in RESPONDER_ENDPOINTS),
+        *((endpoint, timepoint, CONTINUOUS) for endpoint in CHANGE_ENDPOINTS),
+    )
+], all_is_union=True)
+
+#: The scores efficacy reads, in one order for the hot loop.
+SCORES = ("iga", "easi", "scorad", "bsa", "pruritus_nrs", "dlqi")
+IGA, EASI, SCORAD, BSA, ITCH, DLQI = range(len(SCORES))
+_scores_of = attrgetter(*SCORES)
+_present = partial(is_not, None)
+
+#: A point reduction that counts as a response for itch NRS and DLQI (endpoints.md).
+MINIMAL_IMPORTANT_POINTS = 4
+
+#: timepoint -> endpoint -> bit, so that the loop below does no spec look-ups
+_BITS = {
+    timepoint: {endpoint: SPEC.bit(endpoint, timepoint) for endpoint in RESPONDER_ENDPOINTS}
+    for timepoint in TIMEPOINTS
+}
+
+
+#: Slack on relative reductions: EASI and SCORAD have one decimal, and 10.2 → 5.1 is exactly
+#: EASI50 though (10.2 − 5.1) / 10.2 is 0.49999999999999994 in floating point.
+RELATIVE_TOLERANCE = 1e-9
+
+
+def relative_reduction_reached(baseline: float, worst: float, percent: int) -> bool:
+    """(baseline − worst) / baseline ≥ percent %, for baseline > 0."""
+    return (baseline - worst) / baseline >= percent / 100 - RELATIVE_TOLERANCE
+
+
+def _change(worst, baseline):
+    # Rounded to 6 decimals so that 5.1 − 12.3 is reported as −7.2, not −7.200000000000001.
+    return round(worst - baseline, 6)
+
+
+def _responder_bits(timepoint: str):
+    bit = _BITS[timepoint]
+    return (
+        bit["iga_0_1_2"] | bit["iga_0_1"] | bit["viga_response"],
+        bit["iga_0_1_2"], bit["iga_0_1"], bit["viga_response"],
+        tuple((percent / 100 - RELATIVE_TOLERANCE, bit[f"easi{percent}"])
+              for percent in (50, 75, 90, 100)),
+        tuple((percent / 100 - RELATIVE_TOLERANCE, bit[f"scorad{percent}"])
+              for percent in (50, 75, 90)),
+        bit["pruritus_nrs4"], bit["dlqi4"],
+    )
+
+
+_RESPONDER_BITS = {timepoint: _responder_bits(timepoint) for timepoint in TIMEPOINTS}
+
+
+def window_endpoints(baseline: list, worst: list, timepoint: str) -> tuple[int, int, tuple]:
+    """(evaluable bits, achieved bits, change values) of one window.
+
+    ``baseline`` and ``worst`` hold one value or None per score, in the order of SCORES.
+    Written out flat (no helper calls) because it runs twice per episode.
+    """
+    (iga_any, iga_0_1_2, iga_0_1, viga, easi_levels, scorad_levels, itch4,
+     dlqi4) = _RESPONDER_BITS[timepoint]
+    evaluable = achieved = 0
+
+    b, w = baseline[IGA], worst[IGA]
+    if b is not None and w is not None:
+        evaluable |= iga_any
+        if w <= 2:
+            achieved |= iga_0_1_2
+        if w <= 1:
+            achieved |= iga_0_1
+            if b - w >= 2:
+                achieved |= viga
+
+    # Baseline 0 makes a relative reduction undefined: not evaluable, so out of N.
+    b, w = baseline[EASI], worst[EASI]
+    easi_change = None
+    if b is not None and w is not None:
+        easi_change = _change(w, b)
+        if b > 0:
+            reduction = (b - w) / b
+            for threshold, bit in easi_levels:
+                evaluable |= bit
+                if reduction >= threshold:
+                    achieved |= bit
+    b, w = baseline[SCORAD], worst[SCORAD]
+    scorad_change = None
+    if b is not None and w is not None:
+        scorad_change = _change(w, b)
+        if b > 0:
+            reduction = (b - w) / b
+            for threshold, bit in scorad_levels:
+                evaluable |= bit
+                if reduction >= threshold:
+                    achieved |= bit
+
+    # No floor on the baseline itch (trials often require baseline NRS ≥ 4): endpoints.md
+    # does not, and 003 did not report one.
+    b, w = baseline[ITCH], worst[ITCH]
+    itch_change = None
+    if b is not None and w is not None:
+        itch_change = w - b
+        evaluable |= itch4
+        if b - w >= MINIMAL_IMPORTANT_POINTS:
+            achieved |= itch4
+    b, w = baseline[DLQI], worst[DLQI]
+    dlqi_change = None
+    if b is not None and w is not None:
+        dlqi_change = w - b
+        evaluable |= dlqi4
+        if b - w >= MINIMAL_IMPORTANT_POINTS:
+            achieved |= dlqi4
+    b, w = baseline[BSA], worst[BSA]
+    bsa_change = None if b is None or w is None else _change(w, b)
+
+    return evaluable, achieved, (itch_change, dlqi_change, easi_change, scorad_change,
+                                 bsa_change)
+
+
+def _latest(rows: list[tuple]) -> list:
+    """Per score, the last value that is not missing in rows of score tuples in date order."""
+    if len(rows) == 1:
+        return list(rows[0])
+    return [next(filter(_present, column), None) for column in zip(*reversed(rows))]
+
+
+def _highest(rows: list[tuple]) -> list:
+    """Per score, the highest value that is not missing in rows of score tuples.
+
+    The common case (every visit has every score) is one C-level ``map(max, *rows)``; a
+    missing value makes ``max`` raise, and only then are the columns filtered.
+    """
+    if not rows:
+        return [None] * len(SCORES)
+    if len(rows) == 1:
+        return list(rows[0])
+    try:
+        return list(map(max, *rows))
+    except TypeError:
+        return [max(filter(_present, column), default=None) for column in zip(*rows)]
+
+
+def baselines(course: Course) -> list:
+    """The baseline of every score in SCORES: each its own last value in [day −30, day 0]."""
+    lo, hi = course.span(-BASELINE_LOOKBACK_DAYS, 0)
+    if lo == hi:
+        return [None] * len(SCORES)
+    return _latest(list(map(_scores_of, course.visits[lo:hi])))
+
+
+def worst_in_window(course: Course, window: str) -> list:
+    """The worst (highest) value of every score in SCORES within a window, up to the end
+    date; None for a score not assessed there."""
+    first, last = WINDOW_DAYS[window]
+    if course.end is not None and course.end < last:
+        last = course.end
+    if last < first:
+        return [None] * len(SCORES)
+    lo, hi = course.span(first, last)
+    return _highest(list(map(_scores_of, course.visits[lo:hi])))
+
+
+def episode_efficacy(course: Course) -> tuple[int, int, tuple]:
+    """(evaluable bits, achieved bits, change values) of one episode for both timepoints,
+    laid out as :data:`SPEC`.
+
+    Groups are by start dose, whatever happens later: 003's 15 mg column keeps the 13 patients
+    who went to 30 mg after M3. So dose changes play no part here.
+    """
+    base = baselines(course)
+    evaluable = achieved = 0
+    changes: tuple = ()
+    for window in TIMEPOINTS:
+        window_evaluable, window_achieved, window_changes = window_endpoints(
+            base, worst_in_window(course, window), window
+        )
+        evaluable |= window_evaluable
+        achieved |= window_achieved
+        changes += window_changes
+    return evaluable, achieved, changes

@@ -1,0 +1,146 @@
+"""Descriptive statistics as the seed papers report them.
+
+Standard library only, and deliberately not ``statistics.quantiles``: its "inclusive" and
+"exclusive" methods do match R types 7 and 6, but it refuses fewer than two values and gives no
+single quantile, while a registry table routinely has a group of one patient.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import repeat
+from operator import mul, sub
+
+#: Quantile methods a registry setting may choose (endpoints.md, "Responder and change
+#: endpoints"). ``type7``: linear interpolation between order statistics (R's default, NumPy and
+#: pandas ``linear``, Excel QUARTILE.INC); the French seed table matches it. ``type6``: SPSS's
+#: weighted average (Excel QUARTILE.EXC), which some centers' statisticians use.
+QUANTILE_METHODS = ("type7", "type6")
+DEFAULT_QUANTILE_METHOD = "type7"
+
+
+def check_quantile_method(method: str) -> str:
+    if method not in QUANTILE_METHODS:
+        raise ValueError(f"unknown quantile method {method!r}; expected one of {QUANTILE_METHODS}")
+    return method
+
+
+def quantile_of_sorted(ordered: Sequence[float], p: float, method: str = DEFAULT_QUANTILE_METHOD):
+    """The p-quantile of values already in ascending order; None for no values.
+
+    Takes sorted input because a report asks for three quantiles of the same values.
+    """
+    n = len(ordered)
+    if n == 0:
+        return None
+    if method == "type7":
+        position = (n - 1) * p  # 0-based
+    elif method == "type6":
+        # 1-based position (n + 1)p, clamped to the extreme order statistics as SPSS does.
+        position = (n + 1) * p - 1
+    else:
+        check_quantile_method(method)
+    if position <= 0:
+        return ordered[0]
+    if position >= n - 1:
+        return ordered[-1]
+    below = math.floor(position)
+    fraction = position - below
+    low = ordered[below]
+    if fraction == 0:
+        return low
+    return low + fraction * (ordered[below + 1] - low)
+
+
+def quantile(values, p: float, method: str = DEFAULT_QUANTILE_METHOD):
+    """The p-quantile (0 ≤ p ≤ 1) of values in any order; None for no values."""
+    return quantile_of_sorted(sorted(values), p, method)
+
+
+def median_q1_q3(values, method: str = DEFAULT_QUANTILE_METHOD):
+    """(median, Q1, Q3) as the papers print them; (None, None, None) for no values."""
+    ordered = sorted(values)
+    return (
+        quantile_of_sorted(ordered, 0.5, method),
+        quantile_of_sorted(ordered, 0.25, method),
+        quantile_of_sorted(ordered, 0.75, method),
+    )
+
+
+def mean(values):
+    """Arithmetic mean; None for no values. ``fsum`` so that a million EASI values adding up
+    in a different order (pooled versus per center) give the same figure."""
+    values = list(values)
+    if not values:
+        return None
+    return math.fsum(values) / len(values)
+
+
+def sample_sd(values):
+    """Sample standard deviation (n − 1), as in "mean ± SD"; None when n < 2, where it is
+    undefined rather than 0."""
+    values = list(values)
+    n = len(values)
+    if n < 2:
+        return None
+    centre = math.fsum(values) / n
+    return math.sqrt(math.fsum((x - centre) ** 2 for x in values) / (n - 1))
+
+
+def percent(count: int, n: int):
+    """100 × count / n to one decimal, halves rounded up; None when n is 0 (a missing
+    percentage, never 0 %).
+
+    Integer arithmetic, so that 1/8 = 12.5 % and 1/16 = 6.25 % → 6.3 % round the way a reader
+    checking by hand expects, not the way binary floating point happens to fall.
+    """
+    if n == 0:
+        return None
+    if count < 0 or n < 0:
+        raise ValueError("count and n must not be negative")
+    tenths = (2000 * count + n) // (2 * n)
+    return tenths / 10
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """The continuous columns of a results row."""
+
+    n: int
+    median: float | None
+    q1: float | None
+    q3: float | None
+    mean: float | None
+    sd: float | None
+
+
+def summarize(values, method: str = DEFAULT_QUANTILE_METHOD) -> Summary:
+    """n, median (Q1; Q3) and mean ± SD of the non-missing values."""
+    check_quantile_method(method)
+    return summary_of_sorted(sorted(value for value in values if value is not None), method)
+
+
+def summary_of_sorted(ordered: Sequence[float], method: str = DEFAULT_QUANTILE_METHOD) -> Summary:
+    """:func:`summarize` for values already sorted and without missing ones: a report keeps
+    each center's values sorted, and a scope merges them (``sorted`` on concatenated sorted
+    runs is near-linear), so no list is sorted twice."""
+    n = len(ordered)
+    if n == 0:
+        return _EMPTY
+    centre = math.fsum(ordered) / n
+    sd = None
+    if n > 1:
+        deviations = list(map(sub, ordered, repeat(centre)))
+        sd = math.sqrt(math.fsum(map(mul, deviations, deviations)) / (n - 1))
+    return Summary(
+        n=n,
+        median=quantile_of_sorted(ordered, 0.5, method),
+        q1=quantile_of_sorted(ordered, 0.25, method),
+        q3=quantile_of_sorted(ordered, 0.75, method),
+        mean=centre,
+        sd=sd,
+    )
+
+
+_EMPTY = Summary(0, None, None, None, None, None)
