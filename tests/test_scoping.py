@@ -53,6 +53,7 @@ NOT_SCOPED = {
     "login": "authentication", "logout": "authentication",
     "password_change": "the user's own account", "password_change_done": "the user's own account",
     "set_language": "interface language",
+    "two-factor": "the user's own authenticator",
     "query-list": "lists queries through DataQuery.objects.for_user",
     "dataset-import": "coordinators only (403 otherwise, tested in tests/datasets)",
     "dataset-import-confirm": "coordinators only (403 otherwise, tested in tests/datasets)",

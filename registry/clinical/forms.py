@@ -37,6 +37,32 @@ class YesNoSelect(forms.NullBooleanSelect):
         super().__init__(attrs)
         self.choices = [("unknown", empty_label), ("true", _("Yes")), ("false", _("No"))]
 
+    def value_from_datadict(self, data, files, name):
+        # The answer as posted: YesNoField refuses one that is none of the three, where
+        # NullBooleanSelect would read it as the third answer.
+        return data.get(name)
+
+
+class YesNoField(forms.NullBooleanField):
+    """The field of a YesNoSelect: an unknown answer ("maybe", "yes") is an error, not
+    silently "not assessed"."""
+
+    ANSWERS = {None: None, "": None, "unknown": None, "true": True, "false": False,
+               True: True, False: False}
+
+    def __init__(self, empty_label, **kwargs):
+        kwargs.update(required=False, widget=YesNoSelect(empty_label))
+        super().__init__(**kwargs)
+
+    def to_python(self, value):
+        try:
+            return self.ANSWERS[value]
+        except (KeyError, TypeError):
+            raise forms.ValidationError(
+                _("Select a valid choice. %(value)s is not one of the available choices."),
+                code="invalid_choice", params={"value": value},
+            )
+
 
 class RecordForm(forms.ModelForm):
     """Base of every data-entry form.
@@ -81,7 +107,15 @@ class RecordForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        if cleaned.get("version"):
+        if "version" in self._errors:
+            # A hidden field: its own error would show nowhere on the page.
+            del self._errors["version"]
+            self.add_error(None, _(
+                "Nothing was saved: the form did not say which version of the record it "
+                "changes. Reload the page and enter your change again."
+            ))
+        elif self.instance.pk is not None and cleaned.get("version") is not None:
+            # "is not None": version 0 must be refused as stale, not skip the check.
             self.instance.version = cleaned["version"]
         self.instance._change_reason = cleaned.get("reason_for_change", "")
         return cleaned
@@ -229,8 +263,8 @@ class VisitForm(RecordForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         for name in CHECKLIST_FIELDS:
-            self.fields[name].widget = YesNoSelect(_("Not assessed"))
-            self.fields[name].help_text = ""  # said once, in the fieldset's legend
+            # The help text is said once, in the fieldset's legend.
+            self.fields[name] = YesNoField(_("Not assessed"), label=self.fields[name].label)
 
     def get_layout(self):
         return Layout(
@@ -263,7 +297,9 @@ class AdverseEventForm(RecordForm):
         super().__init__(*args, **kwargs)
         # Only this patient's episodes: a forged id of another patient's episode is invalid.
         self.fields["episode"].queryset = self.instance.patient.episodes.all()
-        self.fields["serious"].widget = YesNoSelect(_("Unknown"))
+        self.fields["serious"] = YesNoField(
+            _("Unknown"), label=self.fields["serious"].label, help_text=self.fields["serious"].help_text
+        )
 
     def get_layout(self):
         return Layout(

@@ -142,3 +142,13 @@ def test_the_second_of_two_concurrent_edits_is_refused_and_shows_the_first(clien
 
 def test_history_cannot_be_reverted_in_the_admin(settings):
     assert settings.SIMPLE_HISTORY_REVERT_DISABLED is True
+
+
+def test_moving_a_signed_record_out_of_the_signed_period_still_needs_a_reason(pi_a, visit_a):
+    from django.core.exceptions import ValidationError
+
+    Signature.objects.create(patient=visit_a.patient, signed_up_to=date(2024, 6, 30), signed_by=pi_a)
+    visit_a.date = date(2024, 9, 1)
+    with pytest.raises(ValidationError) as caught:
+        visit_a.full_clean()
+    assert "reason_for_change" in caught.value.message_dict

@@ -1,5 +1,6 @@
 """What every clinical record shares: its center path, timestamps and date rules."""
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxLengthValidator
 from django.db import models, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -94,8 +95,19 @@ class ClinicalRecord(models.Model):
         signature = patient.signatures.filter(revoked_at__isnull=True).order_by("-signed_up_to").first()
         if signature is None:
             return None
-        day = self.clinical_date
-        return signature if day is None or day <= signature.signed_up_to else None
+        days = [self.clinical_date, *self._stored_clinical_dates()]
+        if any(day is None or day <= signature.signed_up_to for day in days):
+            return signature
+        return None
+
+    def _stored_clinical_dates(self):
+        """The record's date as saved: moving a signed record out of the signed period is a
+        change to signed data too."""
+        if not self.clinical_date_field or self.pk is None or self._state.adding:
+            return []
+        return list(
+            type(self)._base_manager.filter(pk=self.pk).values_list(self.clinical_date_field, flat=True)
+        )
 
     def is_locked(self):
         """Saved data a PI signed: changing it needs a reason and removes the signature."""
@@ -104,6 +116,26 @@ class ClinicalRecord(models.Model):
     def full_clean(self, *args, **kwargs):
         super().full_clean(*args, **kwargs)
         self.check_signature_lock(getattr(self, "_change_reason", ""))
+
+    def clean_fields(self, exclude=None):
+        """Django checks a TextField's ``max_length`` only in forms: checked here too, for
+        every writer (the importer, scripts)."""
+        errors = {}
+        for field in self._meta.concrete_fields:
+            if not isinstance(field, models.TextField) or not field.max_length:
+                continue
+            value = getattr(self, field.attname)
+            if value and field.name not in (exclude or ()):
+                try:
+                    MaxLengthValidator(field.max_length)(value)
+                except ValidationError as error:
+                    errors[field.name] = error.error_list
+        try:
+            super().clean_fields(exclude=exclude)
+        except ValidationError as error:
+            errors = error.update_error_dict(errors)
+        if errors:
+            raise ValidationError(errors)
 
     def check_signature_lock(self, reason):
         if self.is_locked() and not (reason or "").strip():

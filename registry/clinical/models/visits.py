@@ -100,6 +100,29 @@ class Visit(ClinicalRecord):
     def center_id(self):
         return self.patient.center_id
 
+    def clean_fields(self, exclude=None):
+        """An integer score must be a whole number as given: Django reads an integer field
+        with ``int()``, which would turn 2.5 into 2 and raise OverflowError on infinity."""
+        exclude = set(exclude or ())
+        errors = {}
+        for code in INTEGER_SCORE_FIELDS:
+            value = getattr(self, code)
+            if code in exclude or value is None or isinstance(value, (int, str)):
+                continue  # text is parsed by the field, which refuses "2.5"
+            try:
+                whole = value == int(value)
+            except (TypeError, ValueError, OverflowError):
+                whole = False
+            if not whole:
+                message = self._meta.get_field(code).error_messages["invalid"]
+                errors[code] = [ValidationError(message, code="invalid", params={"value": value})]
+        try:
+            super().clean_fields(exclude=exclude | set(errors))
+        except ValidationError as error:
+            errors = error.update_error_dict(errors)
+        if errors:
+            raise ValidationError(errors)
+
     def scores(self):
         return {code: getattr(self, code) for code in v.SCORE_CODES if getattr(self, code) is not None}
 
@@ -120,5 +143,6 @@ for _term in v.CLINICAL_TERMS:
 register(Visit, app="registry.clinical")
 
 SCORE_FIELDS = list(v.SCORE_CODES)
+INTEGER_SCORE_FIELDS = [code for code, _low, _high, step in v.SCORES if step == 1]
 LAB_FIELDS = list(v.ANALYTES)
 CHECKLIST_FIELDS = [f"aesi_{term}" for term in v.CLINICAL_TERMS]
