@@ -13,6 +13,12 @@ PASSWORD = "a-long-test-password-1"
 
 
 @pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """Personas are created in most tests: PBKDF2 would cost much of the run."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def tasks_in_process(request):
     """Celery tasks run in-process unless a test asks for the real worker (``worker`` mark):
     CI sets CELERY_BROKER_URL, and a plain test has no worker to consume it."""
