@@ -5,6 +5,7 @@ urlpatterns = [
     path("", include("registry.clinical.urls")),
     path("accounts/", include("registry.accounts.urls")),
     path("dashboards/", include("endpoints.urls")),
+    path("datasets/", include("registry.datasets.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
 ]

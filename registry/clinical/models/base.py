@@ -138,7 +138,8 @@ class ClinicalRecord(models.Model):
             raise ValidationError(errors)
 
     def check_signature_lock(self, reason):
-        if self.is_locked() and not (reason or "").strip():
+        # The reason first: with one given, the lock (a query) need not be looked up.
+        if not (reason or "").strip() and self.is_locked():
             raise ValidationError(
                 {"reason_for_change": _("These data are signed: give a reason for the change.")}
             )
