@@ -26,7 +26,7 @@ Decisions where endpoints.md leaves room (also listed in the report to the lead)
 from __future__ import annotations
 
 from bisect import bisect_left
-from itertools import chain
+from itertools import chain, compress
 from operator import attrgetter, gt, lt
 
 from .records import AdverseEvent, Episode
@@ -246,8 +246,9 @@ def episode_adverse_events(course: Course, events: list[AdverseEvent],
     if first_on_treatment:
         answered.update(*filter(None, map(_checklist_of, visits[:first_on_treatment])))
     if checklists and True in chain.from_iterable(map(dict.values, checklists)):
-        for checklist in checklists:
-            event |= checklist_yes(checklist)
+        # The items answered yes, still without a Python loop: compress(keys, values).
+        yes = set(chain.from_iterable(map(compress, checklists, map(dict.values, checklists))))
+        event |= _cached_mask(answered_terms, yes)
     panels = list(filter(None, map(_labs_of, on_treatment)))
     measured = set().union(*panels)
     if panels:

@@ -15,11 +15,12 @@ Decisions where endpoints.md leaves room (also listed in the report to the lead)
 - Relative reductions are compared with a 1e-9 slack, so that exact halves and quarters of
   one-decimal scores count (10.2 → 5.1 is EASI50).
 - ``pruritus_nrs4`` has no floor on the baseline itch (trials often require ≥ 4).
-- Change values are rounded to 6 decimals to drop floating-point noise (−7.2, not
+- Changes of EASI, SCORAD and BSA are rounded to 6 decimals to drop floating-point noise (−7.2, not
   −7.200000000000001).
 """
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from functools import partial
 from operator import attrgetter, is_not
 
@@ -47,6 +48,7 @@ SPEC = TableSpec("efficacy", [
 SCORES = ("iga", "easi", "scorad", "bsa", "pruritus_nrs", "dlqi")
 IGA, EASI, SCORAD, BSA, ITCH, DLQI = range(len(SCORES))
 _scores_of = attrgetter(*SCORES)
+_NO_SCORES = [None] * len(SCORES)
 _present = partial(is_not, None)
 
 #: A point reduction that counts as a response for itch NRS and DLQI (endpoints.md).
@@ -70,8 +72,9 @@ def relative_reduction_reached(baseline: float, worst: float, percent: int) -> b
 
 
 def _change(worst, baseline):
-    # Rounded to 6 decimals so that 5.1 − 12.3 is reported as −7.2, not −7.200000000000001.
-    return round(worst - baseline, 6)
+    # Rounded to 6 decimals so that 5.1 − 12.3 is reported as −7.2, not −7.200000000000001
+    # (round(x * 1e6) / 1e6 rather than round(x, 6), which formats the float as a string).
+    return round((worst - baseline) * 1_000_000) / 1_000_000
 
 
 def _responder_bits(timepoint: str):
@@ -198,21 +201,32 @@ def worst_in_window(course: Course, window: str) -> list:
     return _highest(list(map(_scores_of, course.visits[lo:hi])))
 
 
+_M3_FIRST, _M3_LAST = WINDOW_DAYS["m3"]
+_M6_FIRST, _M6_LAST = WINDOW_DAYS["m6"]
+
+
 def episode_efficacy(course: Course) -> tuple[int, int, tuple]:
     """(evaluable bits, achieved bits, change values) of one episode for both timepoints,
     laid out as :data:`SPEC`.
 
     Groups are by start dose, whatever happens later: 003's 15 mg column keeps the 13 patients
     who went to 30 mg after M3. So dose changes play no part here.
+
+    Same rules as :func:`baselines` and :func:`worst_in_window`, fused into one pass over the
+    episode's visits (it runs for every episode): the course already starts at day −30 and
+    stops at the end date, so only the window borders need finding.
     """
-    base = baselines(course)
-    evaluable = achieved = 0
-    changes: tuple = ()
-    for window in TIMEPOINTS:
-        window_evaluable, window_achieved, window_changes = window_endpoints(
-            base, worst_in_window(course, window), window
-        )
-        evaluable |= window_evaluable
-        achieved |= window_achieved
-        changes += window_changes
-    return evaluable, achieved, changes
+    ordinals = course.ordinals
+    start = course.start
+    baseline_end = bisect_right(ordinals, start)
+    m3_first = bisect_left(ordinals, start + _M3_FIRST, baseline_end)
+    m3_end = bisect_right(ordinals, start + _M3_LAST, m3_first)
+    m6_first = bisect_left(ordinals, start + _M6_FIRST, m3_end)
+    m6_end = bisect_right(ordinals, start + _M6_LAST, m6_first)
+    rows = list(map(_scores_of, course.visits[:m6_end]))
+    base = _latest(rows[:baseline_end]) if baseline_end else _NO_SCORES
+    m3_evaluable, m3_achieved, m3_changes = window_endpoints(
+        base, _highest(rows[m3_first:m3_end]), "m3")
+    m6_evaluable, m6_achieved, m6_changes = window_endpoints(
+        base, _highest(rows[m6_first:m6_end]), "m6")
+    return m3_evaluable | m6_evaluable, m3_achieved | m6_achieved, m3_changes + m6_changes

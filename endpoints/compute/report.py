@@ -84,6 +84,14 @@ class CohortFacts:
             found = by_group[group] = Cell()
         return found
 
+    def finish(self) -> None:
+        """Do now the per-cell work that the first aggregation would otherwise do (lane sums,
+        sorted value columns): a worker process does it for its centers in parallel."""
+        for spec in TABLES:
+            for by_group in self.cells.get(spec.name, {}).values():
+                for cell in by_group.values():
+                    cell.finish(spec.n_continuous)
+
     def merge(self, other: CohortFacts) -> None:
         """Add another part of the cohort's facts (patients split between processes)."""
         self.centers |= other.centers
@@ -128,11 +136,13 @@ def episode_facts(cohort: Cohort, *, high_dose_limits: Mapping[str, float] | Non
     ``high_dose_limits``: drug -> highest approved dose (mg), above which a dose is "high";
     defaults to the vocabulary's setting. Drugs absent from it have no escalation analysis.
 
-    ``workers``: processes to split the patients between (the result does not depend on it).
+    ``workers``: processes to split the patients between, whole centers to each (the result
+    does not depend on it).
     None: one per CPU, at most two, for cohorts of ``PARALLEL_MIN_PATIENTS`` or more where
     ``os.fork`` exists; a pooled recompute of the whole registry is the case this is for.
     The children are forked, so they share the cohort without copying it, and they leave with
-    ``os._exit``: no atexit handler or inherited database connection is touched.
+    ``os._exit``: no atexit handler or inherited database connection is touched. A caller
+    running other threads that hold locks (a threaded web server) should pass ``workers=1``.
     """
     limits = HIGHEST_APPROVED_DOSE_MG if high_dose_limits is None else high_dose_limits
     if workers is None:
@@ -140,15 +150,31 @@ def episode_facts(cohort: Cohort, *, high_dose_limits: Mapping[str, float] | Non
         if len(cohort.patients) >= PARALLEL_MIN_PATIENTS and hasattr(os, "fork"):
             workers = min(2, os.cpu_count() or 1)
     with collector_paused():
-        if workers <= 1:
+        if workers <= 1 or len(cohort.patients) < 2:
             return _episode_facts(cohort, limits, cohort.patients.items())
         return _episode_facts_forked(cohort, limits, workers)
 
 
+def _parts_by_center(cohort: Cohort, workers: int) -> list[list]:
+    """The patients split into ``workers`` parts of about equal size, each center whole, so
+    that every cell is complete in one process and can be finished (sorted) there."""
+    by_center: dict[str, list] = defaultdict(list)
+    for item in cohort.patients.items():
+        by_center[item[1].center_code].append(item)
+    parts: list[list] = [[] for _ in range(workers)]
+    for center_patients in sorted(by_center.values(), key=len, reverse=True):
+        min(parts, key=len).extend(center_patients)
+    return [part for part in parts if part]
+
+
+def _finished_facts(cohort: Cohort, limits, patients) -> CohortFacts:
+    facts = _episode_facts(cohort, limits, patients)
+    facts.finish()
+    return facts
+
+
 def _episode_facts_forked(cohort: Cohort, limits, workers: int) -> CohortFacts:
-    patients = list(cohort.patients.items())
-    size = -(-len(patients) // workers)
-    parts = [patients[i:i + size] for i in range(0, len(patients), size)]
+    parts = _parts_by_center(cohort, workers)
     children = []
     for part in parts[1:]:
         read_end, write_end = os.pipe()
@@ -164,7 +190,7 @@ def _episode_facts_forked(cohort: Cohort, limits, workers: int) -> CohortFacts:
             try:
                 os.close(read_end)
                 try:
-                    payload = ("ok", _episode_facts(cohort, limits, part))
+                    payload = ("ok", _finished_facts(cohort, limits, part))
                 except BaseException:
                     payload = ("error", traceback.format_exc())
                 with os.fdopen(write_end, "wb") as pipe:
@@ -178,7 +204,7 @@ def _episode_facts_forked(cohort: Cohort, limits, workers: int) -> CohortFacts:
     facts = None
     failure = None
     try:
-        facts = _episode_facts(cohort, limits, parts[0])
+        facts = _finished_facts(cohort, limits, parts[0])
     finally:
         # Always collect every child, also when this process failed, to leave no zombie.
         for pid, read_end in children:

@@ -7,10 +7,10 @@ figure is then a sum over its centers' cells: counts add up, and the continuous 
 concatenated before the quantiles are taken (quantiles do not add up, so the values are kept).
 
 Binary endpoints of one unit (episode or patient) are two bit masks: which endpoints it is
-evaluable for (it is in the denominator) and which it achieved. A cell adds them up as "lane"
-integers, where every endpoint owns a 32-bit counter: spreading a mask into lanes is a cached
-look-up, and one integer addition then counts every endpoint of the unit at once, instead of a
-loop over endpoints per unit.
+evaluable for (it is in the denominator) and which it achieved. A cell counts the units per
+distinct pair of masks (one dictionary update per unit) and, when first asked, turns them into
+"lane" integers where every endpoint owns a 32-bit counter, so that one integer addition sums
+every endpoint of a cell into a scope at once.
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from functools import partial
 from itertools import chain
 from operator import is_not
+from typing import NamedTuple
 
 from . import stats
 
@@ -68,8 +69,7 @@ def unpack_lanes(total: int, count: int) -> tuple[int, ...]:
     return struct.unpack(f"<{count}I", total.to_bytes(4 * count, "little"))
 
 
-@dataclass(frozen=True, slots=True)
-class Slot:
+class Slot(NamedTuple):
     """One endpoint at one timepoint: one results row per group."""
 
     endpoint: str
@@ -130,32 +130,49 @@ class TableSpec:
 class Cell:
     """The units of one table in one center and one group."""
 
-    __slots__ = ("units", "evaluable", "achieved", "rows", "_columns")
+    __slots__ = ("units", "masks", "rows", "_lanes", "_columns")
 
     def __init__(self):
         self.units = 0
-        #: lane sums: per endpoint, units in the denominator and units that achieved it
-        self.evaluable = 0
-        self.achieved = 0
+        #: (evaluable mask, achieved mask) -> units with exactly those masks
+        self.masks: dict[tuple[int, int], int] = {}
         #: one tuple of continuous values (None = not evaluable) per unit
         self.rows: list[tuple] = []
+        self._lanes = None
         self._columns = None
 
     def add(self, evaluable: int, achieved: int, values: tuple = ()):
         """One unit: its binary masks and its continuous values (None = not evaluable)."""
         self.units += 1
-        self.evaluable += spread(evaluable)
-        self.achieved += spread(achieved & evaluable)
+        key = (evaluable, achieved & evaluable)
+        masks = self.masks
+        masks[key] = masks.get(key, 0) + 1
         if values:
             self.rows.append(values)
-        self._columns = None
+        self._lanes = self._columns = None
 
     def merge(self, other: Cell) -> None:
         self.units += other.units
-        self.evaluable += other.evaluable
-        self.achieved += other.achieved
+        for key, units in other.masks.items():
+            self.masks[key] = self.masks.get(key, 0) + units
         self.rows.extend(other.rows)
-        self._columns = None
+        self._lanes = self._columns = None
+
+    def finish(self, n_continuous: int) -> None:
+        """Compute the lane sums and sorted columns now rather than at first use."""
+        self.lanes()
+        self.columns(n_continuous)
+
+    def lanes(self) -> tuple[int, int]:
+        """(evaluable, achieved) lane sums: per endpoint, the units in the denominator and the
+        units that achieved it. Computed once per cell, from the distinct mask pairs."""
+        if self._lanes is None:
+            evaluable = achieved = 0
+            for (evaluable_mask, achieved_mask), units in self.masks.items():
+                evaluable += spread(evaluable_mask) * units
+                achieved += spread(achieved_mask) * units
+            self._lanes = (evaluable, achieved)
+        return self._lanes
 
     def columns(self, n_continuous: int) -> list[list]:
         """Each continuous endpoint's non-missing values, transposed and sorted once per cell
@@ -194,50 +211,59 @@ RESULT_COLUMNS = (
 )
 
 
+def _merge(spec: TableSpec, cells: list[Cell]):
+    """(denominators, counts, sorted values per continuous endpoint) of some cells."""
+    evaluable = achieved = 0
+    for cell in cells:
+        cell_evaluable, cell_achieved = cell.lanes()
+        evaluable += cell_evaluable
+        achieved += cell_achieved
+    if len(cells) == 1:
+        values = cells[0].columns(spec.n_continuous)
+    else:
+        per_cell = [cell.columns(spec.n_continuous) for cell in cells]
+        values = [
+            sorted(chain.from_iterable(columns[i] for columns in per_cell))
+            for i in range(spec.n_continuous)
+        ]
+    return unpack_lanes(evaluable, spec.n_binary), unpack_lanes(achieved, spec.n_binary), values
+
+
 def table_rows(spec: TableSpec, cells_by_group: dict[str, list[Cell]], groups, method: str):
     """The rows of one table for one scope. ``cells_by_group``: group -> the cells of the
-    scope's centers; ``groups``: the groups to report, in order (``all`` included)."""
-    stats.check_quantile_method(method)
-    merged = {}
-    for group in groups:
-        cells = cells_by_group.get(group, ())
-        evaluable = sum(cell.evaluable for cell in cells)
-        achieved = sum(cell.achieved for cell in cells)
-        if len(cells) == 1:
-            values = cells[0].columns(spec.n_continuous)
-        else:
-            per_cell = [cell.columns(spec.n_continuous) for cell in cells]
-            values = [
-                sorted(chain.from_iterable(columns[i] for columns in per_cell))
-                for i in range(spec.n_continuous)
-            ]
-        merged[group] = (
-            unpack_lanes(evaluable, spec.n_binary), unpack_lanes(achieved, spec.n_binary), values,
-        )
+    scope's centers; ``groups``: the groups to report, in order (``all`` included).
 
+    Written for speed (a dashboard recompute asks for hundreds of scopes): positional
+    ``ResultRow`` arguments, the percentage inlined, no summary for an empty group.
+    """
+    stats.check_quantile_method(method)
+    merged = {group: _merge(spec, cells_by_group.get(group, ())) for group in groups}
+    table = spec.name
+    summary_of_sorted = stats.summary_of_sorted
     rows = []
-    for slot in spec.slots:
-        for group in groups:
-            if slot.all_only and group != ALL:
+    append = rows.append
+    for endpoint, timepoint, kind, index, all_only in spec.slots:
+        for group in (ALL,) if all_only else groups:
+            if all_only and group not in merged:
                 continue
             denominators, achieved, values = merged[group]
-            if slot.kind == BINARY:
-                n, count = denominators[slot.index], achieved[slot.index]
-                rows.append(ResultRow(
-                    spec.name, slot.endpoint, slot.timepoint, group, n, count,
-                    stats.percent(count, n),
-                ))
+            if kind == BINARY:
+                n = denominators[index]
+                count = achieved[index]
+                # stats.percent, inlined: 100 × count / n to one decimal, halves up
+                percent = ((2000 * count + n) // (2 * n)) / 10 if n else None
+                append(ResultRow(table, endpoint, timepoint, group, n, count, percent))
                 continue
-            summary = stats.summary_of_sorted(values[slot.index], method)
-            if slot.kind == MEAN_SD:
-                rows.append(ResultRow(
-                    spec.name, slot.endpoint, slot.timepoint, group, summary.n,
-                    mean=summary.mean, sd=summary.sd,
-                ))
+            ordered = values[index]
+            if not ordered:
+                append(ResultRow(table, endpoint, timepoint, group, 0))
+                continue
+            summary = summary_of_sorted(ordered, method)
+            if kind == MEAN_SD:
+                append(ResultRow(table, endpoint, timepoint, group, summary.n, None, None,
+                                 None, None, None, summary.mean, summary.sd))
             else:
-                rows.append(ResultRow(
-                    spec.name, slot.endpoint, slot.timepoint, group, summary.n,
-                    median=summary.median, q1=summary.q1, q3=summary.q3, mean=summary.mean,
-                    sd=summary.sd,
-                ))
+                append(ResultRow(table, endpoint, timepoint, group, summary.n, None, None,
+                                 summary.median, summary.q1, summary.q3, summary.mean,
+                                 summary.sd))
     return rows
