@@ -58,6 +58,17 @@ class Snapshot(models.Model):
     patients = models.PositiveIntegerField(_("patients"), default=0)
     episodes = models.PositiveIntegerField(_("episodes"), default=0)
     visits = models.PositiveIntegerField(_("visits"), default=0)
+    #: The same rows for the patients enrolled in each year: {"2024": [row, ...]}. The
+    #: dashboard's enrolment-period filter picks one year's rows; nothing is computed then.
+    rows_by_enrolment_year = models.JSONField(_("result rows by enrolment year"), default=dict)
+    #: The keys of ``rows_by_enrolment_year`` in order, so the filter is drawn without
+    #: loading every year's rows.
+    enrolment_years = models.JSONField(_("enrolment years"), default=list)
+    #: Per center of the scope, then the scope's total (``endpoints.compute.completeness``).
+    completeness = models.JSONField(_("data completeness"), default=list)
+    #: Pooled scope only: headline figures per center, so the pooled dashboard never reads
+    #: the centers' snapshots.
+    center_breakdown = models.JSONField(_("per-center breakdown"), default=list)
 
     class Meta:
         ordering = ["scope"]

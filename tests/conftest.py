@@ -182,6 +182,9 @@ def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory):
         )
     app.conf.broker_url = broker
     app.conf.task_default_queue = queue
+    # In-process tests may already have opened pools on the default broker: start afresh.
+    app._pool = None
+    app.amqp._producer_pool = None
     deadline = time.monotonic() + 30
     while "ready." not in log.read_text() and time.monotonic() < deadline:
         if worker.poll() is not None:

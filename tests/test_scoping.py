@@ -46,6 +46,10 @@ CATALOGUE = {
     "record-history": ("history", "read"),
     "query-detail": ("query", "read"),
     "query-create": ("query_target", "raise_query"),
+    "center-dashboard": ("center", "read"),
+    "center-dashboard-status": ("center", "read"),
+    "center-dashboard-live": ("center", "read"),
+    "center-dashboard-csv": ("center", "read"),
 }
 #: Patterns that read no center's patient data, and why.
 NOT_SCOPED = {
@@ -54,10 +58,20 @@ NOT_SCOPED = {
     "password_change": "the user's own account", "password_change_done": "the user's own account",
     "set_language": "interface language",
     "two-factor": "the user's own authenticator",
+    "dashboards": "lists the user's own centers through Center.objects.for_user",
+    "pooled-dashboard": "coordinators; PIs when the study shares pooled results; 404 otherwise (tests/dashboards)",
+    "pooled-dashboard-status": "as pooled-dashboard (tests/dashboards)",
+    "pooled-dashboard-live": "as pooled-dashboard (tests/dashboards)",
+    "pooled-dashboard-csv": "as pooled-dashboard (tests/dashboards)",
     "query-list": "lists queries through DataQuery.objects.for_user",
     "dataset-import": "coordinators only (403 otherwise, tested in tests/datasets)",
     "dataset-import-confirm": "coordinators only (403 otherwise, tested in tests/datasets)",
     "dataset-import-cancel": "coordinators only (403 otherwise, tested in tests/datasets)",
+    "dataset-export": "coordinators and PIs; centers from exportable_centers (for_user), a forged center is 403 (tests/exports)",
+    "dataset-export-list": "ExportRecord.objects.visible_to: coordinators all, others their own (tests/exports)",
+    "dataset-export-detail": "an ExportRecord, not patient data: visible_to, 404 otherwise (tests/exports)",
+    "dataset-export-status": "an ExportRecord, not patient data: visible_to, 404 otherwise (tests/exports)",
+    "dataset-export-download": "visible_to, and the user may still export its centers, else 403 (tests/exports)",
 }
 NOT_SCOPED_NAMESPACES = {"admin": "Django admin: staff only, querysets scoped by ScopedAdmin"}
 

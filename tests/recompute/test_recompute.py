@@ -77,7 +77,7 @@ def test_a_failing_recompute_keeps_the_previous_snapshot_and_stays_pending(
     def broken(*args, **kwargs):
         raise RuntimeError("worker lost its database")
 
-    monkeypatch.setattr(services, "compute_report", broken)
+    monkeypatch.setattr(services, "episode_facts", broken)
     services._add_pending("fr-tls", 1)
     Visit.objects.create(patient=episode_a.patient, date=date(2024, 3, 1), easi=5)
     with pytest.raises(RuntimeError):
