@@ -3,6 +3,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from endpoints.services import recompute_all_scopes, recompute_once
 from registry.centers.models import Center, LabRange, Membership
 from registry.clinical.models import Patient
 from registry.clinical.synthetic import REFERENCE_RANGES, build_cohort, save_cohort
@@ -32,8 +33,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--patients-per-center", type=int, default=15)
 
-    @transaction.atomic
     def handle(self, *args, patients_per_center, **options):
+        with transaction.atomic(), recompute_once():
+            self.load(patients_per_center)
+
+    def load(self, patients_per_center):
         centers = []
         for code, name, country in CENTERS:
             center, _ = Center.objects.get_or_create(code=code, defaults={"name": name, "country": country})
@@ -57,6 +61,8 @@ class Command(BaseCommand):
         empty = [center for center in centers if not Patient.objects.filter(center=center).exists()]
         cohort = build_cohort(empty, patients_per_center)
         save_cohort(cohort)
+        # Bulk inserts send no signals: compute every dashboard's snapshot once, after commit.
+        transaction.on_commit(recompute_all_scopes)
         self.stdout.write(
             f"Demo registry ready: {len(CENTERS)} centers, {len(ACCOUNTS) + 1} accounts "
             f"(password '{DEMO_PASSWORD}'), {len(cohort.patients)} new patients, "
