@@ -9,6 +9,9 @@ import pytest
 # a browser test would otherwise be refused as "async unsafe".
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
+#: Browser fixtures (live server, Chromium, page, login, screenshot) for every test folder.
+pytest_plugins = ["tests.browser_support"]
+
 PASSWORD = "a-long-test-password-1"
 
 

@@ -1,25 +1,14 @@
 """Fixtures of the dashboard tests: the hand-worked cohort (dashboard_data.py), one more
 persona (PI of B), and a headless Chromium against the live server.
 
-The browser fixtures are the dashboard tests' own (tests/browser/conftest.py is another
-suite's and its fixtures are not visible from here); they follow the same recipe: Debian's
-Chromium with the flags of docs/machine-notes.md, and a live server that serves the collected
-static files through WhiteNoise as production does.
+The live server, Chromium and screenshot fixtures are the shared ones of
+tests/browser_support.py; ``browser_as`` opens a page already logged in as a persona.
 """
-import os
-from pathlib import Path
 
 import pytest
 from dashboard_data import make_user, tiny_cohort, verify_second_factor
 
-CHROMIUM = os.environ.get("REGISTRY_TEST_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-    "--disable-dev-shm-usage",
-]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-VIEWPORTS = {"desktop": {"width": 1366, "height": 900}, "tablet": {"width": 820, "height": 1180}}
+from tests.browser_support import VIEWPORTS
 
 
 @pytest.fixture
@@ -56,42 +45,6 @@ def study_settings(db):
 
 
 # --- Browser -----------------------------------------------------------------------------------
-
-def _no_static_handler(app):
-    return app
-
-
-@pytest.fixture(scope="session")
-def live_server(request):
-    """pytest-django's live server, with static files served from STATIC_ROOT by WhiteNoise
-    (the manifest's hashed names), as in production."""
-    from django.conf import settings
-    from pytest_django.live_server_helper import LiveServer
-
-    manifest = Path(settings.STATIC_ROOT) / "staticfiles.json"
-    if not manifest.exists():
-        pytest.fail(f"{manifest} is missing: run `python manage.py collectstatic --noinput`",
-                    pytrace=False)
-    server = LiveServer("localhost", start=False)
-    server.thread.static_handler = _no_static_handler
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"no Chromium at {CHROMIUM}")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-        )
-        yield chromium
-        chromium.close()
-
 
 @pytest.fixture
 def browser_as(browser, live_server):
@@ -130,22 +83,6 @@ def browser_as(browser, live_server):
     yield open_page
     for context in contexts:
         context.close()
-
-
-@pytest.fixture
-def screenshot():
-    """``screenshot(page, name, viewport)``: a full-page PNG in test-artifacts/."""
-
-    def take(page, name, viewport="desktop"):
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.set_viewport_size(VIEWPORTS[viewport])
-        page.mouse.move(0, 0)  # no row left highlighted under the pointer
-        page.wait_for_timeout(300)  # charts redraw at the new width
-        path = ARTIFACTS / f"{name}-{viewport}.png"
-        page.screenshot(path=str(path), full_page=True)
-        return path
-
-    return take
 
 
 @pytest.fixture

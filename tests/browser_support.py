@@ -25,7 +25,7 @@ CHROMIUM_ARGS = [
     "--disable-dev-shm-usage",
 ]
 #: Screenshots go here (git-ignored); a human or a reviewer looks at them after a run.
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
 #: Screen sizes screenshots are taken at: a clinic desktop and a tablet on the ward.
 VIEWPORTS = {"desktop": {"width": 1366, "height": 900}, "tablet": {"width": 820, "height": 1180}}
@@ -108,18 +108,15 @@ def page(browser, live_server):
 
 
 @pytest.fixture
-def persona_password(request):
-    """The password tests/conftest.py gives every persona.
+def persona_password():
+    """The password tests/conftest.py gives every persona."""
+    from tests.conftest import PASSWORD
 
-    Read from that conftest module as pytest loaded it: the test directories are not packages,
-    so ``from tests.conftest import PASSWORD`` would import a second copy (or fail).
-    """
-    root_conftest = Path(__file__).resolve().parents[1] / "conftest.py"
-    return request.config.pluginmanager.get_plugin(str(root_conftest)).PASSWORD
+    return PASSWORD
 
 
 @pytest.fixture
-def login(page, persona_password, request):
+def login(page, persona_password):
     """``login(user)``: log in through the real login form and land on the home page."""
 
     def log_in(user, password=None):
@@ -127,8 +124,9 @@ def login(page, persona_password, request):
         page.get_by_label("Username").fill(user.get_username())
         page.get_by_label("Password").fill(password or persona_password)
         if user.requires_two_factor:  # coordinators and PIs type their authenticator's code
-            root = request.config.pluginmanager.get_plugin(str(Path(__file__).resolve().parents[1] / "conftest.py"))
-            page.get_by_label("Authenticator code").fill(root.current_token(root.totp_device(user)))
+            from tests.conftest import current_token, totp_device
+
+            page.get_by_label("Authenticator code").fill(current_token(totp_device(user)))
         with page.expect_navigation():
             page.get_by_role("button", name="Log in").click()
         assert "/accounts/login/" not in page.url, f"login as {user} failed: {page.url}"
@@ -145,6 +143,8 @@ def screenshot():
     def take(page, name, viewport="desktop"):
         ARTIFACTS.mkdir(exist_ok=True)
         page.set_viewport_size(VIEWPORTS[viewport])
+        page.mouse.move(0, 0)  # no row left highlighted under the pointer
+        page.wait_for_timeout(300)  # charts redraw at the new width
         path = ARTIFACTS / f"{name}-{viewport}.png"
         page.screenshot(path=str(path), full_page=True)
         return path
