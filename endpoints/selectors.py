@@ -1,12 +1,45 @@
 """ORM -> plain records: the only place the endpoint computation's input touches the database.
 
-Reads use ``values_list`` (no model instances) and cast decimals to floats in SQL: a
-100,000-patient recompute reads about a million visits, and per-row Python work is most of
-its cost.
-"""
-from collections import defaultdict
+A 100,000-patient recompute reads about a million rows, and per-row Python work and memory
+are most of its cost (bench/endpoints.py measures it). So:
 
-from django.db.models import F, FloatField
+- reads use ``values_list`` (no model instances), decimals are cast to floats in SQL;
+- tables are read on their own, without joins: rows carry ``patient_id`` / ``episode_id``,
+  mapped to codes in Python, so every record of a patient shares one code string;
+- a scoped read filters on center ids (no join to the center table);
+- JSON lists are read as text and each distinct text parsed once (the lists repeat a lot);
+- a visit's 17 checklist answers come as one integer (two bits a term), each distinct value
+  decoded once into a dict that every visit with those answers shares; fetching and parsing
+  17 columns of a million rows was a large part of the read;
+- the large tables are fetched in chunks (a server-side cursor on PostgreSQL), so the raw
+  rows never all sit in memory beside the records built from them;
+- identical checklists, and empty lab panels, are one shared dict (records are read-only);
+- equal lab values, decimal scores and dates are one shared object each: values have two
+  decimals in a narrow range and dates a few thousand days, so most repeat, and a float or a
+  date object per value was about a fifth of the cohort's memory;
+- the cyclic garbage collector is paused while the records are built: they hold no cycles,
+  and left on it would traverse the growing cohort again and again. One collection at the
+  end moves them to the oldest generation at once; without it the millions of new objects
+  would be traversed three times as they age through the generations (seconds at 100,000
+  patients);
+- on PostgreSQL the reads share one repeatable-read snapshot (one transaction), so rows
+  added between two reads cannot leave, say, an episode without its patient.
+
+Row order is that of the models' ``Meta.ordering`` where the computation can see it: patients
+by code, episodes and adverse events by patient (code), then date and id, visits and dose
+changes by date within their patient or episode.
+"""
+import gc
+import json
+import operator
+from collections import defaultdict
+from contextlib import contextmanager
+from functools import reduce
+
+from django.db import connection, transaction
+from django.db.models import (
+    BigIntegerField, Case, ExpressionWrapper, F, Field, FloatField, TextField, Value, When,
+)
 from django.db.models.functions import Cast
 
 from endpoints.compute import vocabulary as v
@@ -19,87 +52,264 @@ from endpoints.compute.records import (
     Patient,
     Visit,
 )
+from endpoints.compute.report import collector_paused
 from registry.centers import models as centers
 from registry.clinical import models as clinical
 
 LIST_FIELDS = ("special_areas", *v.COMORBIDITY_LISTS)
 CHECKLIST_COLUMNS = tuple(f"aesi_{term}" for term in v.CLINICAL_TERMS)
+#: Rows fetched per round trip from the large tables.
+CHUNK_SIZE = 10_000
+#: Scopes of more patients than this are fetched in chunks; smaller ones in one round trip
+#: per table (a server-side cursor costs three).
+CHUNKED_FROM_PATIENTS = 20_000
+NO_ITEMS = frozenset()
+NO_VALUES = {}
+
+
+def as_is(expression):
+    """The column as the driver returns it. Django converts the value of every float or
+    integer expression again in Python (``float(value)``), which also copies each row into a
+    list; a million rows with a few such columns spent seconds there. Wrapped in an output
+    field of no type, the expression gets no converter, and a query with none is not touched."""
+    return ExpressionWrapper(expression, output_field=Field())
 
 
 def as_float(name):
-    return Cast(F(name), FloatField())
+    return as_is(Cast(F(name), FloatField()))
+
+
+def as_text(name):
+    return as_is(Cast(F(name), TextField()))
+
+
+def checklist_mask():
+    """The visit's checklist as one integer: for term i, bits 2i (answered) and 2i+1 (yes)."""
+    return as_is(reduce(operator.add, (
+        Case(
+            When(**{column: True}, then=Value(3 << 2 * i)),
+            When(**{column: False}, then=Value(1 << 2 * i)),
+            default=Value(0),
+            output_field=BigIntegerField(),
+        )
+        for i, column in enumerate(CHECKLIST_COLUMNS)
+    )))
+
+
+def checklist_of(mask, terms=v.CLINICAL_TERMS):
+    """term -> True / False for the answered terms of a :func:`checklist_mask` value."""
+    return {
+        term: mask >> (2 * i + 1) & 1 == 1
+        for i, term in enumerate(terms) if mask >> 2 * i & 1
+    }
+
+
+def rows_of(queryset, chunked):
+    """Iterate a values_list queryset, in chunks (a server-side cursor where supported) or
+    fetched at once."""
+    return queryset.iterator(chunk_size=CHUNK_SIZE) if chunked else iter(queryset)
 
 
 def load_cohort(center_codes=None):
     """The records of the given centers (None: every center) as a :class:`Cohort`."""
-    def scoped(queryset, path):
-        if center_codes is None:
-            return queryset
-        return queryset.filter(**{f"{path}code__in": list(center_codes)})
+    with one_snapshot(), collector_paused():
+        cohort = _load_cohort(center_codes)
+        if len(cohort.patients) > CHUNKED_FROM_PATIENTS:
+            gc.collect()
+        return cohort
+
+
+@contextmanager
+def one_snapshot():
+    """Every read in one transaction (which server-side cursors also want: outside one,
+    Django declares them WITH HOLD and PostgreSQL copies the whole result first); on
+    PostgreSQL a read-only repeatable-read one, so all reads see the same data."""
+    if connection.in_atomic_block:
+        yield
+        return
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        yield
+
+
+def _load_cohort(center_codes):
+    center_rows = centers.Center.objects.order_by("code")
+    if center_codes is not None:
+        center_rows = center_rows.filter(code__in=list(center_codes))
+    code_of_center = dict(center_rows.values_list("pk", "code"))
+    center_ids = list(code_of_center)
 
     lab_ranges = defaultdict(dict)
-    for code, analyte, lower, upper in scoped(centers.LabRange.objects, "center__").values_list(
-        "center__code", "analyte", "lower", "upper"
+    range_rows = centers.LabRange.objects.order_by("center_id", "analyte")
+    if center_codes is not None:
+        range_rows = range_rows.filter(center_id__in=center_ids)
+    for center_id, analyte, lower, upper in range_rows.values_list(
+        "center_id", "analyte", "lower", "upper"
     ):
-        lab_ranges[code][analyte] = (lower, upper)
+        lab_ranges[center_id][analyte] = (lower, upper)
     center_records = {
-        code: Center(code=code, lab_ranges=lab_ranges.get(code, {}))
-        for code in scoped(centers.Center.objects, "").values_list("code", flat=True)
+        code: Center(code=code, lab_ranges=lab_ranges.get(pk, {}))
+        for pk, code in code_of_center.items()
     }
 
+    # Patients, in code order (the order every per-patient loop of the computation follows).
+    patient_rows = clinical.Patient.objects.order_by("code")
+    if center_codes is not None:
+        patient_rows = patient_rows.filter(center_id__in=center_ids)
+    patient_rows = list(rows_of(patient_rows.values_list(
+        "pk", "code", "center_id", "sex", "birth_year", as_float("height_cm"),
+        as_float("weight_kg"), "ad_onset_age", "ad_subtype",
+        *(as_text(name) for name in LIST_FIELDS), "enrolled_on",
+    ), chunked=center_codes is None))
+    chunked = len(patient_rows) > CHUNKED_FROM_PATIENTS
+
+    def scoped(queryset, path, ids):
+        """Rows of the scope: all, or those whose ``<path>_id`` is one of ``ids``.
+
+        A scope's ids are known from the rows read before, and on PostgreSQL filtering on
+        them reads the few rows through their foreign-key index, where a join to the
+        patient table has the planner scan the whole child table. Elsewhere (SQLite, whose
+        statements take a limited number of parameters) the join stays.
+        """
+        if center_codes is None:
+            return queryset
+        if connection.vendor == "postgresql":
+            # One array parameter: an IN list of thousands of ids costs more to build.
+            quote = connection.ops.quote_name
+            model = queryset.model
+            column = model._meta.get_field(path).column
+            return queryset.extra(
+                where=[f"{quote(model._meta.db_table)}.{quote(column)} = ANY(%s)"],
+                params=[list(ids)],
+            )
+        return queryset.filter(**{f"{path}__{'patient__' if path == 'episode' else ''}center_id__in": center_ids})
+
+    patient_ids = [row[0] for row in patient_rows]
     prior_drugs = defaultdict(set)
-    for code, drug in scoped(clinical.PriorTreatment.objects, "patient__center__").values_list(
-        "patient__code", "drug"
-    ):
-        prior_drugs[code].add(drug)
+    for patient_id, drug in rows_of(scoped(
+        clinical.PriorTreatment.objects.order_by(), "patient", patient_ids
+    ).values_list("patient_id", "drug"), chunked):
+        prior_drugs[patient_id].add(drug)
 
+    code_of_patient = {}
+    rank_of_patient = {}
     patients = {}
-    for row in scoped(clinical.Patient.objects, "center__").values_list(
-        "code", "center__code", "sex", "birth_year", as_float("height_cm"),
-        as_float("weight_kg"), "ad_onset_age", "ad_subtype", *LIST_FIELDS, "enrolled_on",
-    ):
-        code, center, sex, birth_year, height, weight, onset, subtype = row[:8]
-        lists = [frozenset(items or ()) for items in row[8:8 + len(LIST_FIELDS)]]
+    parsed_lists = {}
+    drug_sets = {}
+    n_lists = len(LIST_FIELDS)
+    for row in patient_rows:
+        pk, code, center_id, sex, birth_year, height, weight, onset, subtype = row[:9]
+        lists = []
+        for text in row[9:9 + n_lists]:
+            items = parsed_lists.get(text)
+            if items is None:
+                items = parsed_lists[text] = frozenset(_json_list(text))
+            lists.append(items)
+        drugs = prior_drugs.get(pk)
+        if drugs:
+            drugs = frozenset(drugs)
+            drugs = drug_sets.setdefault(drugs, drugs)
+        code_of_patient[pk] = code
+        rank_of_patient[pk] = len(rank_of_patient)
         patients[code] = Patient(
-            code, center, sex, birth_year, height, weight, onset, subtype or None, *lists,
-            enrolled_on=row[-1], prior_drugs=frozenset(prior_drugs.get(code, ())),
+            code, code_of_center[center_id], sex, birth_year, height, weight, onset,
+            subtype or None, *lists, enrolled_on=row[-1],
+            prior_drugs=drugs or NO_ITEMS,
         )
+    del prior_drugs, patient_rows
 
+    episode_rows = list(rows_of(scoped(
+        clinical.TreatmentEpisode.objects.order_by(), "patient", patient_ids
+    ).values_list(
+        "pk", "code", "patient_id", "drug", "start_date", as_float("start_dose_mg"),
+        "end_date", "end_reason",
+    ), chunked))
+    # By patient code, start date and id, as TreatmentEpisode.Meta.ordering sorts them.
+    episode_rows.sort(key=lambda row: (rank_of_patient.get(row[2], -1), row[4], row[0]))
     changes = defaultdict(list)
     for episode_id, day, dose, reason in scoped(
-        clinical.DoseChange.objects, "episode__patient__center__"
-    ).order_by("date").values_list("episode_id", "date", as_float("dose_mg"), "reason"):
+        clinical.DoseChange.objects.order_by("episode_id", "date"), "episode",
+        [row[0] for row in episode_rows],
+    ).values_list("episode_id", "date", as_float("dose_mg"), "reason"):
         changes[episode_id].append(DoseChange(day, dose, reason or None))
-    episodes = [
-        Episode(code, patient, drug, start, dose, end, reason or None, tuple(changes.get(pk, ())))
-        for pk, code, patient, drug, start, dose, end, reason in scoped(
-            clinical.TreatmentEpisode.objects, "patient__center__"
-        ).values_list(
-            "pk", "code", "patient__code", "drug", "start_date", as_float("start_dose_mg"),
-            "end_date", "end_reason",
-        )
-    ]
+    code_of_episode = {}
+    episodes = []
+    for pk, code, patient_id, drug, start, dose, end, reason in episode_rows:
+        patient = code_of_patient.get(patient_id)
+        if patient is None:  # not in the patient read (added since, or not in scope)
+            continue
+        code_of_episode[pk] = code
+        episodes.append(Episode(
+            code, patient, drug, start, dose, end, reason or None, tuple(changes.get(pk, ())),
+        ))
+    del episode_rows, changes
 
-    visits = defaultdict(list)
-    score_columns = [as_float(c) if c in {"easi", "scorad", "bsa"} else c for c in v.SCORE_CODES]
+    visits = {}
+    decimal_scores = {"easi", "scorad", "bsa"}
+    score_columns = [as_float(c) if c in decimal_scores else c for c in v.SCORE_CODES]
+    decimals_at = [i for i, c in enumerate(v.SCORE_CODES) if c in decimal_scores]
+    # Floats and dates apart: 1.0 == 1 == True must not share. Zero is not shared, so that
+    # -0.0 stays itself.
+    share_float = {}.setdefault
+    share_date = {}.setdefault
     n_scores, n_labs = len(v.SCORE_CODES), len(v.ANALYTES)
-    for row in scoped(clinical.Visit.objects, "patient__center__").order_by("date").values_list(
-        "patient__code", "date", *score_columns, *v.ANALYTES, *CHECKLIST_COLUMNS
-    ):
-        labs_row = row[2 + n_scores:2 + n_scores + n_labs]
-        checklist_row = row[2 + n_scores + n_labs:]
-        visits[row[0]].append(Visit(
-            row[0], row[1], *row[2:2 + n_scores],
-            labs={a: value for a, value in zip(v.ANALYTES, labs_row) if value is not None},
-            checklist={t: answer for t, answer in zip(v.CLINICAL_TERMS, checklist_row) if answer is not None},
+    labs_at, checks_at = 2 + n_scores, 2 + n_scores + n_labs
+    analytes = v.ANALYTES
+    no_labs = (None,) * n_labs
+    checklists = {0: NO_VALUES}
+    last_patient, patient_visits = None, None
+    for row in rows_of(scoped(
+        clinical.Visit.objects.order_by("patient_id", "date"), "patient", patient_ids
+    ).values_list("patient_id", "date", *score_columns, *analytes, checklist_mask()), chunked):
+        if row[0] != last_patient:
+            last_patient = row[0]
+            code = code_of_patient.get(last_patient)
+            patient_visits = None
+            if code is not None:  # else not in the patient read (added since)
+                patient_visits = visits[code] = []
+        if patient_visits is None:
+            continue
+        labs_row = row[labs_at:checks_at]
+        if labs_row == no_labs:
+            labs = NO_VALUES
+        else:
+            labs = {
+                a: share_float(value, value) if value else value
+                for a, value in zip(analytes, labs_row) if value is not None
+            }
+        scores = list(row[2:labs_at])
+        for i in decimals_at:
+            if scores[i]:
+                scores[i] = share_float(scores[i], scores[i])
+        checklist = checklists.get(row[checks_at])
+        if checklist is None:
+            checklist = checklists[row[checks_at]] = checklist_of(row[checks_at])
+        patient_visits.append(Visit(
+            code, share_date(row[1], row[1]), *scores, labs=labs, checklist=checklist,
         ))
 
     events = defaultdict(list)
-    for patient, term, onset, episode, end, severity, serious in scoped(
-        clinical.AdverseEvent.objects, "patient__center__"
+    for patient_id, term, onset, episode_id, end, severity, serious in rows_of(scoped(
+        clinical.AdverseEvent.objects.order_by("patient_id", "onset_date", "pk"), "patient",
+        patient_ids,
     ).values_list(
-        "patient__code", "term", "onset_date", "episode__code", "end_date", "severity", "serious"
-    ):
-        events[patient].append(AdverseEvent(patient, term, onset, episode, end, severity or None, serious))
+        "patient_id", "term", "onset_date", "episode_id", "end_date", "severity", "serious"
+    ), chunked):
+        code = code_of_patient.get(patient_id)
+        if code is None:
+            continue
+        episode = None if episode_id is None else code_of_episode.get(episode_id)
+        if episode is None and episode_id is not None:
+            episode = clinical.TreatmentEpisode.objects.values_list("code", flat=True).get(pk=episode_id)
+        events[code].append(AdverseEvent(code, term, onset, episode, end, severity or None, serious))
 
-    return Cohort(center_records, patients, episodes, dict(visits), dict(events))
+    return Cohort(center_records, patients, episodes, visits, dict(events))
+
+
+def _json_list(text):
+    """A JSON list column read as text (None or JSON null: no items)."""
+    if text is None:
+        return ()
+    return json.loads(text) or ()

@@ -400,21 +400,6 @@ def dashboard_extras(cohort, scope, by_year, facts, *, quantile_method):
             {code: scope_counts(center_counts, [code]) for code in centers},
         )
     return extras
-    if not years and scope != POOLED:
-        return extras
-    facts = episode_facts(by_year.cohort)
-    extras.rows_by_year = by_year.rows_by_year(facts, None, quantile_method)
-    if scope == POOLED:
-        centers = sorted(cohort.centers)
-        center_counts = counts_by_center(cohort)
-        extras.center_breakdown = center_breakdown(
-            {
-                code: aggregate(facts, by_year.keys([code]), quantile_method=quantile_method)
-                for code in centers
-            },
-            {code: scope_counts(center_counts, [code]) for code in centers},
-        )
-    return extras
 
 
 # Triggering ---------------------------------------------------------------------------------
