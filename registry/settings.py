@@ -5,6 +5,7 @@ run in-process, so `make run` works on a fresh machine. Production sets DATABASE
 (PostgreSQL) and CELERY_BROKER_URL (Redis); see README.md for every variable.
 """
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -53,6 +54,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Database down: a 503 page keeping the posted entries, not a 500 (above the session).
+    "registry.core.outage.DatabaseUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -203,7 +206,13 @@ CELERY_BEAT_SCHEDULE = {
         "task": "endpoints.tasks.requeue_pending_scopes",
         "schedule": 60,
     },
+    "delete-expired-dataset-exports": {
+        "task": "registry.datasets.tasks.delete_expired_exports",
+        "schedule": 60 * 60,
+    },
 }
+# Dataset export files are deleted this long after they are ready (downloads then say so).
+EXPORT_EXPIRY = timedelta(hours=float(os.environ.get("DJANGO_EXPORT_EXPIRY_HOURS", 48)))
 ENDPOINTS_COALESCE_SECONDS = float(os.environ.get("ENDPOINTS_COALESCE_SECONDS", 2))
 
 # Sessions end after inactivity (clinical workstations are shared).
