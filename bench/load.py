@@ -16,7 +16,8 @@ centers, accounts and a synthetic cohort), a private Redis, gunicorn as in docke
   center's dashboard and poll its status endpoint every 2 s as the page does, fetching the
   re-rendered body when a new snapshot lands.
 
-After the ramp-up (every user logged in) it measures ``--duration`` seconds and prints
+After the ramp-up (every user logged in) and a warm-up (``--warmup``, 15 s: the logins'
+password hashing drains), it measures ``--duration`` seconds and prints
 requests per second, p50/p95/p99 latency per page, errors, then checks that every visit the
 simulation saved is in the database exactly once with the values posted, and that the
 snapshots caught up: each center's and the pooled snapshot's visit count equals the
@@ -715,6 +716,9 @@ def parse_args(argv=None, description=__doc__, users=50, duration=60):
     parser.add_argument("--pis", type=int, default=None, help="PIs among them (default: users / 10, at most one per center)")
     parser.add_argument("--duration", type=float, default=duration, help="measured seconds after the ramp-up")
     parser.add_argument("--spawn-rate", type=float, default=2.0, help="users started (logging in) per second")
+    parser.add_argument("--warmup", type=float, default=15.0,
+                        help="seconds between the last login and the measured window (the "
+                             "logins' PBKDF2 backlog drains)")
     parser.add_argument("--think", type=float, default=1.0, help="scale of the think times")
     parser.add_argument("--centers", type=int, default=10)
     parser.add_argument("--patients-per-center", type=int, default=150)
@@ -761,8 +765,10 @@ def main(argv=None):
         ramp_start = time.time()
         sim, env, runner = start_simulation(stack, seed, args)
         logged_in = wait_logged_in(sim, args.users, timeout=args.users / args.spawn_rate + 120)
+        log(f"{logged_in}/{args.users} users logged in after {time.time() - ramp_start:.1f} s; "
+            f"warm-up {args.warmup:.0f} s, then measuring {args.duration:.0f} s")
+        gevent.sleep(args.warmup)
         t0 = time.time()
-        log(f"{logged_in}/{args.users} users logged in after {t0 - ramp_start:.1f} s; measuring {args.duration:.0f} s")
         gevent.sleep(args.duration)
         t1 = time.time()
         stop_simulation(sim, runner)
@@ -829,13 +835,13 @@ def report(results):
     print(f"Machine: {m.get('nproc')} CPUs; load average (1 min) {m.get('load_1min_min')}–{m.get('load_1min_max')} "
           f"(mean {m.get('load_1min_mean')}); CPU busy {m.get('machine_cpu_busy_pct')}%, of which other "
           f"engineers' processes {m.get('others_cpu_pct')}%; stack by role (% of all CPUs): {m.get('stack_cpu_pct_by_role')}")
-    print(f"Ramp-up (logins) {results['ramp_seconds']} s; measured {results['duration']} s: "
+    print(f"Ramp-up (logins, then warm-up) {results['ramp_seconds']} s; measured {results['duration']} s: "
           f"{results['requests']} requests, {results['rps']} requests/s, {results['errors']} errors")
     print(f"Server CPU: web {results['web_cpu_ms_per_request']} CPU-ms per request; "
           f"{results['snapshots_stored']} snapshots stored in the window; CPU seconds by role "
           f"{m.get('stack_cpu_seconds_by_role')} over {m.get('seconds')} s")
     print_pages(results["pages"], "Pages (measured window):")
-    print_pages(results["ramp_pages"], "Log-ins and first dashboard loads (ramp-up):")
+    print_pages(results["ramp_pages"], "Log-ins and first dashboard loads (ramp-up and warm-up):")
     v = results["visits"]
     print(f"\nVisits: {v['attempted']} attempted, {v['saved']} saved ({v['saved_after_retry']} after a retry), "
           f"not saved {v['not_saved']}; lost {v['lost']}, duplicated {v['duplicated']}, wrong values "

@@ -81,7 +81,15 @@ class CenterHomeView(LoginRequiredMixin, ListView):
         query = self.request.GET.get("q", "").strip()
         if query:
             patients = patients.filter(code__icontains=query)
-        return with_follow_up(patients).order_by("code")
+        # Only what the list shows (last visit, current treatment, what is missing): the visits'
+        # dates, not their ~45 columns, and none of the patient page's other records.
+        return patients.select_related("center").prefetch_related(
+            Prefetch(
+                "episodes",
+                queryset=TreatmentEpisode.objects.prefetch_related("dose_changes").order_by("start_date"),
+            ),
+            Prefetch("visits", queryset=Visit.objects.only("pk", "patient_id", "date")),
+        ).order_by("code")
 
     def get_context_data(self, **kwargs):
         return super().get_context_data(

@@ -13,8 +13,8 @@ Errors raised in a view come through ``process_exception``; errors raised in ano
 middleware have already been turned into a 500 response when they reach this one (Django
 converts exceptions at each layer), so they are noted from ``got_request_exception`` and the
 500 is replaced here. One more case: when the database goes away between the view and the
-session's save, SessionMiddleware answers "Bad Request" (SessionInterrupted, logged on the
-security logger, not signalled); it is noted from that log record. This middleware must
+session's save, SessionMiddleware answers "Bad Request" (SessionInterrupted, a BadRequest:
+logged on ``django.request``, not signalled); it is noted from that log record. This middleware must
 therefore sit above SessionMiddleware.
 """
 import logging
@@ -55,15 +55,16 @@ class _SessionSaveFailure(logging.Handler):
             request._database_unavailable = True
 
 
-SESSION_LOGGER = logging.getLogger("django.security.SessionInterrupted")
+#: Where Django logs the responses it makes from exceptions (BadRequest among them).
+REQUEST_LOGGER = logging.getLogger("django.request")
 
 
 class DatabaseUnavailableMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
         got_request_exception.connect(_note_database_error, dispatch_uid="registry-database-unavailable")
-        if not any(isinstance(handler, _SessionSaveFailure) for handler in SESSION_LOGGER.handlers):
-            SESSION_LOGGER.addHandler(_SessionSaveFailure())
+        if not any(isinstance(handler, _SessionSaveFailure) for handler in REQUEST_LOGGER.handlers):
+            REQUEST_LOGGER.addHandler(_SessionSaveFailure())
 
     def __call__(self, request):
         response = self.get_response(request)

@@ -80,7 +80,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, models, transaction
-from django.db.models import Exists, F, Func, OuterRef, Value
+from django.db.models import Exists, F, Func, OuterRef, Q, Value
 from django.db.models.functions import NullIf
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
@@ -106,6 +106,10 @@ WRITE_BUFFER = 1 << 18
 #: range of patients), and the rows from which a file is split.
 COPY_STREAMS = 2
 PARALLEL_MIN_ROWS = 100_000
+#: PostgreSQL, for the export transaction: dates written as ISO (COPY writes them in the
+#: session's DateStyle), and no JIT (compiling a long read's expressions costs more than it
+#: saves).
+SESSION_SETTINGS = ("SET LOCAL datestyle = 'ISO, YMD'", "SET LOCAL jit = off")
 #: A shifted patient's dates move back by 1 to this many days.
 DATE_SHIFT_MAX_DAYS = 365
 #: Rows of a sheet, the header included (Excel's limit); a longer table continues on the next.
@@ -235,16 +239,27 @@ class Scope:
         pairs = list(allowed.order_by("code").values_list("pk", "code"))
         self.center_ids = [pk for pk, _code in pairs]
         self.center_codes = [code for _pk, code in pairs]
-        patients = self._cut(_scoped(Patient, user).filter(center_id__in=self.center_ids))
+        self.options = options
+        self.patients = _scoped(Patient, user).filter(*self._patient_conditions(""))
+
+    def _patient_conditions(self, prefix):
+        """The patients selected, as conditions on a queryset that reaches its patient through
+        ``prefix`` ("" for patients, "patient__", "episode__patient__"): a child file is
+        filtered through the join that also reads its patient's code (one scan, not a second
+        one of the patients for an ``IN`` subquery)."""
+        options = self.options
+        conditions = [Q(**{f"{prefix}center_id__in": self.center_ids})]
+        if self.batched:
+            conditions.append(Q(**{f"{prefix}pk__lte": self.high_water[Patient]}))
         if options.drug:
-            patients = patients.filter(Exists(
-                TreatmentEpisode.objects.filter(patient=OuterRef("pk"), drug=options.drug)
-            ))
+            conditions.append(Exists(TreatmentEpisode.objects.filter(
+                patient=OuterRef(f"{prefix}pk"), drug=options.drug,
+            )))
         if options.enrolled_from:
-            patients = patients.filter(enrolled_on__gte=options.enrolled_from)
+            conditions.append(Q(**{f"{prefix}enrolled_on__gte": options.enrolled_from}))
         if options.enrolled_to:
-            patients = patients.filter(enrolled_on__lte=options.enrolled_to)
-        self.patients = patients
+            conditions.append(Q(**{f"{prefix}enrolled_on__lte": options.enrolled_to}))
+        return conditions
 
     def _cut(self, queryset):
         if not self.batched:
@@ -252,7 +267,6 @@ class Scope:
         return queryset.filter(pk__lte=self.high_water[queryset.model])
 
     def queryset(self, spec: FileSpec):
-        patient_ids = self.patients.order_by().values("pk")
         model = spec.model
         if model is Center:
             return self._cut(_scoped(Center, self.user).filter(pk__in=self.center_ids)).order_by("code")
@@ -263,16 +277,16 @@ class Scope:
         if model is Patient:
             return self.patients.order_by("code")
         if spec is DOSE_CHANGES:
-            return self._cut(_scoped(model, self.user).filter(episode__patient__in=patient_ids)).order_by(
-                "episode__patient_id", "episode_id", "date"
-            )
+            return self._cut(_scoped(model, self.user).filter(
+                *self._patient_conditions("episode__patient__")
+            )).order_by("episode__patient_id", "episode_id", "date")
         date_field = {
             "prior_treatments.csv": "start_date", "episodes.csv": "start_date",
             "visits.csv": "date", "adverse_events.csv": "onset_date",
         }[spec.name]
-        return self._cut(_scoped(model, self.user).filter(patient__in=patient_ids)).order_by(
-            "patient_id", date_field, "pk"
-        )
+        return self._cut(_scoped(model, self.user).filter(
+            *self._patient_conditions("patient__")
+        )).order_by("patient_id", date_field, "pk")
 
     def split(self, spec: FileSpec, queryset, total):
         """``queryset`` cut into ``COPY_STREAMS`` consecutive ranges of its order (patients by
@@ -447,17 +461,18 @@ class TablePlan:
                     F(source),
                 ))
             elif isinstance(model_field, models.BooleanField):
-                expressions.append(Sql("CASE WHEN {0} THEN 'yes' WHEN NOT {0} THEN 'no' END", F(source)))
+                expressions.append(Sql("CASE {0} WHEN true THEN 'yes' WHEN false THEN 'no' END", F(source)))
             elif isinstance(model_field, models.DateField):
+                # Written by PostgreSQL in the ISO style the export transaction sets.
                 if offset is None:
-                    expressions.append(Sql("to_char({0}, 'YYYY-MM-DD')", F(source)))
+                    expressions.append(F(source))
                 else:
-                    expressions.append(Sql("to_char({0} - {1}, 'YYYY-MM-DD')", F(source), offset))
+                    expressions.append(Sql("{0} - {1}", F(source), offset, output_field=models.DateField()))
             elif isinstance(model_field, models.FloatField):
-                # Python's repr: "3.0" where PostgreSQL writes "3" (the same text for |x| < 1e15).
+                # Python's repr: "3.0" where PostgreSQL writes "3" (the same text for |x| < 1e15,
+                # where PostgreSQL switches to an exponent).
                 expressions.append(Sql(
-                    "CASE WHEN {0} = trunc({0}) AND abs({0}) < 1e15 "
-                    "THEN trunc({0})::numeric::text || '.0' ELSE {0}::text END",
+                    "{0}::text || CASE WHEN {0} = trunc({0}) AND abs({0}) < 1e15 THEN '.0' ELSE '' END",
                     F(source),
                 ))
             elif index == self.birth_year_index and offset is not None:
@@ -622,7 +637,8 @@ class _CopyPart(threading.Thread):
             with transaction.atomic(), own.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 cursor.execute(f"SET TRANSACTION SNAPSHOT '{self.snapshot}'")
-                cursor.execute("SET LOCAL jit = off")
+                for setting in SESSION_SETTINGS:
+                    cursor.execute(setting)
                 with open(self.path, "wb") as sink, cursor.cursor.copy(self.statement) as copy:
                     buffer = bytearray()
                     for data in copy:
@@ -986,8 +1002,8 @@ def export_bundle(
                 snapshot_id = None
                 if snapshot:
                     with connection.cursor() as cursor:
-                        # One long read: compiling its expressions (JIT) costs more than it saves.
-                        cursor.execute("SET LOCAL jit = off")
+                        for setting in SESSION_SETTINGS:
+                            cursor.execute(setting)
                         if own_transaction and COPY_STREAMS > 1:
                             cursor.execute("SELECT pg_export_snapshot()")
                             snapshot_id = cursor.fetchone()[0]
