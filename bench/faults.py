@@ -46,26 +46,20 @@ COHORT_TABLES = ("clinical_visit", "clinical_adverseevent", "clinical_treatmente
                  "clinical_dosechange", "clinical_priortreatment", "clinical_patient")
 
 
+def fault_options(parser):
+    group = parser.add_argument_group("faults")
+    group.add_argument("--postgres", choices=("private", "shared"), default="private",
+                       help="a private cluster (default) or the shared server at 127.0.0.1:5432")
+    group.add_argument("--worker-down", type=float, default=10.0, help="seconds the killed worker stays down")
+    group.add_argument("--redis-down", type=float, default=30.0, help="seconds Redis stays down")
+    group.add_argument("--pg-down", type=float, default=10.0, help="seconds PostgreSQL stays down")
+    group.add_argument("--baseline", type=float, default=20.0, help="seconds of normal load first")
+    group.add_argument("--catch-up-timeout", type=float, default=420.0,
+                       help="longest wait for the snapshots after each fault")
+
+
 def add_arguments(argv):
-    extra = {"--worker-down": 10.0, "--redis-down": 30.0, "--pg-down": 10.0,
-             "--baseline": 20.0, "--catch-up-timeout": 420.0, "--postgres": "private"}
-    rest, options = [], {}
-    argv = list(argv)
-    while argv:
-        item = argv.pop(0)
-        key = item.split("=")[0]
-        if key in extra:
-            value = item.split("=", 1)[1] if "=" in item else argv.pop(0)
-            options[key] = value
-        else:
-            rest.append(item)
-    args = parse_args(rest, description=__doc__, users=20, duration=0)
-    for key, default in extra.items():
-        value = options.get(key, default)
-        setattr(args, key[2:].replace("-", "_"), value if isinstance(default, str) else float(value))
-    if args.postgres not in ("private", "shared"):
-        sys.exit("--postgres is private or shared")
-    return args
+    return parse_args(argv, description=__doc__, users=20, duration=0, extend=fault_options)
 
 
 class FaultRun:

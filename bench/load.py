@@ -709,9 +709,11 @@ def print_pages(stats, title):
               f"{s['p99_ms']:>9}{s['max_ms']:>9}{s['failures']:>8}")
 
 
-def parse_args(argv=None, description=__doc__, users=50, duration=60):
+def parse_args(argv=None, description=__doc__, users=50, duration=60, extend=None):
     parser = argparse.ArgumentParser(description=description.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    if extend is not None:
+        extend(parser)
     parser.add_argument("--users", type=int, default=users, help="simulated users, PIs included")
     parser.add_argument("--pis", type=int, default=None, help="PIs among them (default: users / 10, at most one per center)")
     parser.add_argument("--duration", type=float, default=duration, help="measured seconds after the ramp-up")

@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 #: Seconds a queued recompute waits, so that a burst of saves is computed once.
 COALESCE_SECONDS = getattr(settings, "ENDPOINTS_COALESCE_SECONDS", 2)
 #: A queued task not started after this long is considered lost and queued again.
-LOST_TASK_SECONDS = 300
+LOST_TASK_SECONDS = 60
 
 #: Each patient-data model and its path to the center, for the input fingerprint.
 FINGERPRINTED = (
