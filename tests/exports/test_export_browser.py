@@ -12,7 +12,6 @@ from django.utils import timezone
 
 from registry.centers.models import Center
 from registry.clinical.synthetic import build_cohort, save_cohort
-from registry.datasets import exports
 from registry.datasets.models import ExportRecord
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -21,8 +20,15 @@ pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(tra
 @pytest.fixture
 def export_media(settings):
     """The worker is another process: it writes under the default MEDIA_ROOT, which the live
-    server must read too (instead of the test's private folder)."""
-    return settings.MEDIA_ROOT
+    server must read too (instead of the test's private folder). The files this test made are
+    removed afterwards, whatever happened."""
+    from pathlib import Path
+
+    folder = Path(settings.MEDIA_ROOT) / "exports"
+    before = set(folder.glob("*")) if folder.exists() else set()
+    yield settings.MEDIA_ROOT
+    for path in (set(folder.glob("*")) if folder.exists() else set()) - before:
+        path.unlink(missing_ok=True)
 
 
 def test_a_coordinator_starts_an_export_watches_its_progress_and_downloads_it(
@@ -81,4 +87,3 @@ def test_a_coordinator_starts_an_export_watches_its_progress_and_downloads_it(
         rows = archive.read(visits).decode().splitlines()
     assert rows[0].startswith("patient_code,date,iga,easi")
     assert len(rows) - 1 == record.row_counts["visits.csv"] > 5000
-    exports.file_path(record).unlink(missing_ok=True)
