@@ -9,8 +9,7 @@ from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 from django.views.generic import CreateView, DetailView, FormView, TemplateView
 
-from registry.centers.models import Membership
-from registry.core.scoping import Role, center_ids_for, require_write
+from registry.core.scoping import center_ids_for, is_center_pi, require_write
 
 from .forms import QueryAnswerForm, QueryForm, SignatureForm
 from .models import AdverseEvent, DataQuery, DoseChange, Patient, PriorTreatment, TreatmentEpisode, Visit
@@ -73,8 +72,7 @@ class SignPatientView(LoginRequiredMixin, CreateView):
     @cached_property
     def patient(self):
         patient = get_object_or_404(Patient.objects.for_user(self.request.user), code=self.kwargs["code"])
-        is_pi = Membership.objects.filter(user=self.request.user, center_id=patient.center_id, role=Role.PI).exists()
-        if not is_pi:
+        if not is_center_pi(self.request.user, patient.center_id):
             raise PermissionDenied
         return patient
 

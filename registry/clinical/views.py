@@ -8,8 +8,8 @@ from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 from django.views.generic import CreateView, DeleteView, DetailView, ListView, UpdateView
 
-from registry.centers.models import Center, Membership
-from registry.core.scoping import CenterScopedMixin, Role, center_ids_for, require_write
+from registry.centers.models import Center
+from registry.core.scoping import CenterScopedMixin, center_ids_for, is_center_pi, require_write
 
 from .forms import (
     AdverseEventForm,
@@ -196,9 +196,7 @@ class PatientDetailView(LoginRequiredMixin, CenterScopedMixin, DetailView):
         patient = self.object
         return super().get_context_data(
             can_write=patient.center_id in center_ids_for(self.request.user, write=True),
-            can_sign=Membership.objects.filter(
-                user=self.request.user, center_id=patient.center_id, role=Role.PI
-            ).exists(),
+            can_sign=is_center_pi(self.request.user, patient.center_id),
             open_queries=patient.queries.exclude(status=DataQuery.Status.CLOSED),
             **kwargs,
         )

@@ -41,6 +41,13 @@ def center_ids_for(user, *, write=False):
     return getattr(user, cache_name)
 
 
+def is_center_pi(user, center_id):
+    """Whether ``user`` is PI of that center (who signs its data and may export it)."""
+    from registry.centers.models import Membership
+
+    return Membership.objects.filter(user=user, center_id=center_id, role=Role.PI).exists()
+
+
 class CenterScopedQuerySet(models.QuerySet):
     def for_user(self, user, *, write=False):
         """The rows of the centers ``user`` may read (or, with ``write``, change)."""

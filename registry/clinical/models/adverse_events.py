@@ -58,10 +58,6 @@ class AdverseEvent(ClinicalRecord):
     def get_absolute_url(self):
         return reverse("patient-detail", args=[self.patient.code]) + f"#ae-{self.pk}"
 
-    @property
-    def center_id(self):
-        return self.patient.center_id
-
     def episode_on_onset(self):
         """The patient's episode under way at onset (or within 30 days after its end)."""
         for episode in self.patient.episodes.order_by("-start_date"):

@@ -73,6 +73,11 @@ class ClinicalRecord(models.Model):
         self.after_change()
         return result
 
+    @property
+    def center_id(self):
+        """The center of a child record is its patient's (Patient has the column itself)."""
+        return self.signed_patient.center_id
+
     # Signatures ------------------------------------------------------------------------------
 
     #: The date that places the record in the patient's follow-up (None: the whole record set,

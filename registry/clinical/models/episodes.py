@@ -58,10 +58,6 @@ class TreatmentEpisode(ClinicalRecord):
         return reverse("patient-detail", args=[self.patient.code]) + f"#episode-{self.pk}"
 
     @property
-    def center_id(self):
-        return self.patient.center_id
-
-    @property
     def is_ongoing(self):
         return self.end_date is None
 
@@ -160,10 +156,6 @@ class DoseChange(ClinicalRecord):
 
     def __str__(self):
         return f"{self.date}: {dose_label(self.dose_mg)}"
-
-    @property
-    def center_id(self):
-        return self.episode.patient.center_id
 
     @property
     def patient(self):

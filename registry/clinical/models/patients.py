@@ -200,10 +200,6 @@ class PriorTreatment(ClinicalRecord):
     def __str__(self):
         return f"{self.patient} {self.get_drug_display()}"
 
-    @property
-    def center_id(self):
-        return self.patient.center_id
-
     def clean(self):
         if self.start_date and self.end_date and self.end_date < self.start_date:
             raise date_order_error("end_date", _("The end date must be on or after the start date."))

@@ -96,10 +96,6 @@ class Visit(ClinicalRecord):
     def get_absolute_url(self):
         return reverse("patient-detail", args=[self.patient.code]) + f"#visit-{self.pk}"
 
-    @property
-    def center_id(self):
-        return self.patient.center_id
-
     def clean_fields(self, exclude=None):
         """An integer score must be a whole number as given: Django reads an integer field
         with ``int()``, which would turn 2.5 into 2 and raise OverflowError on infinity."""
