@@ -11,14 +11,14 @@
    ``save_cohort``; ``--model-instances`` uses the real classes).
 2. Measures, each in a fresh subprocess so that its peak memory is its own, ``--runs`` times:
 
-   - ``all``: ``services.recompute_all_scopes()`` (pooled + every center, one read), with the
-     breakdown fingerprint / read (``load_cohort``) / compute / store, the time in the cyclic
-     garbage collector, and peak memory (``ru_maxrss`` of the process, and of the largest
-     forked compute worker);
+   - ``all``: ``services.recompute_all_scopes()`` (every center in parts side by side, then
+     the pooled scope), with the breakdown fingerprints / parts (each part's read, facts,
+     aggregate, store) / pooled scope, and peak memory (``ru_maxrss`` of the process, and of
+     the largest forked part);
    - ``center``: one visit of a center changes, then ``services.recompute_scope(code)``;
-   - ``floor``: the very SELECTs ``load_cohort`` issues (captured from Django), run again
-     with a bare psycopg cursor and fetched into tuples: what PostgreSQL and the driver
-     alone take to hand over the rows, no record built;
+   - ``floor``: the very SELECTs ``load_cohort`` issues (captured), run again with a bare
+     psycopg cursor (binary where the read is) and fetched into tuples: what PostgreSQL and
+     the driver alone take to hand over the rows, no record built;
    - ``dashboard`` (unless ``--no-dashboard``): server time of dashboard requests through
      Django's test Client (pooled and one center, cold and warm body cache).
 
@@ -334,7 +334,7 @@ BREAKDOWN = ("inputs_fingerprint", "inputs_fingerprints", "load_cohort", "store_
 #: Inside "compute": functions services calls, timed on their own (they nest: the dashboard
 #: extras call ``aggregate``), so these are "of which" figures, not a partition.
 COMPUTE_PARTS = ("episode_facts", "compute_report", "aggregate", "completeness_by_center",
-                 "dashboard_extras", "EnrolmentYears", "center_breakdown")
+                 "dashboard_extras", "by_enrolment_year", "center_breakdown")
 
 
 @contextmanager
@@ -385,20 +385,47 @@ def timed_services():
 
 
 def measure_all(_args):
+    """The nightly run, with each part's phases as the parts report them (a forked part's
+    calls cannot be timed from here) and the pooled scope's time here."""
     from django.db import connection
 
     from endpoints import services
 
     connection.ensure_connection()
     rss_before, _children = peak_rss_mb()
-    with timed_services() as parts:
-        started = time.perf_counter()
-        snapshots = services.recompute_all_scopes()
-        total = time.perf_counter() - started
+    seen = {}
+    store_pooled = services.store_pooled
+
+    def timed_store_pooled(results, job):
+        seen["parts"] = [dict(result.seconds) for result in results]
+        seen["parts_done"] = time.perf_counter()
+        try:
+            return store_pooled(results, job)
+        finally:
+            seen["pooled_s"] = time.perf_counter() - seen["parts_done"]
+
+    services.store_pooled = timed_store_pooled
+    try:
+        with timed_services() as parts:
+            started = time.perf_counter()
+            scopes = services.recompute_all_scopes()
+            total = time.perf_counter() - started
+    finally:
+        services.store_pooled = store_pooled
     own, children = peak_rss_mb()
-    result = breakdown_of(total, parts)
-    result.update(scopes=len(snapshots), rss_before_mb=rss_before, peak_rss_mb=own,
-                  peak_rss_worker_mb=children)
+    fingerprint = parts.get("inputs_fingerprints", 0.0)
+    result = {
+        "total_s": total, "fingerprint_s": fingerprint,
+        "parts_s": seen["parts_done"] - started - fingerprint, "pooled_s": seen["pooled_s"],
+        "gc_s": parts.get("gc_s", 0.0), "part_count": len(seen["parts"]),
+        "scopes": len(scopes), "rss_before_mb": rss_before, "peak_rss_mb": own,
+        "peak_rss_worker_mb": children,
+    }
+    for phase in ("read", "facts", "aggregate", "store"):
+        # The slowest part's figure: the parts run side by side.
+        result[f"part_{phase}_s"] = max(part.get(phase, 0.0) for part in seen["parts"])
+    if "read" not in seen["parts"][0]:  # done in this process: the read was timed here
+        result["part_read_s"] = parts.get("load_cohort", 0.0)
     return result
 
 
@@ -449,26 +476,38 @@ def measure_center(args):
 
 
 def captured_selects(center_codes=None):
-    """The SQL ``load_cohort`` sends, as executed (parameters inlined by the driver)."""
+    """The statements ``load_cohort`` sends, as (sql, params, binary): those Django runs
+    (parameters inlined by the driver), and those read in binary format on PostgreSQL
+    (``selectors.binary_rows``), which Django does not see."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from endpoints.selectors import load_cohort
+    from endpoints import selectors
 
-    with CaptureQueriesContext(connection) as captured:
-        load_cohort(center_codes)
+    binary = []
+    binary_rows = selectors.binary_rows
+
+    def recording(queryset, chunked):
+        binary.append((*queryset.query.sql_with_params(), True))
+        return binary_rows(queryset, chunked)
+
+    selectors.binary_rows = recording
+    try:
+        with CaptureQueriesContext(connection) as captured:
+            selectors.load_cohort(center_codes)
+    finally:
+        selectors.binary_rows = binary_rows
     selects = []
     for query in captured.captured_queries:
         sql = query["sql"]
-        if sql.startswith("DECLARE "):  # a server-side cursor: its SELECT
-            sql = sql[sql.index(" FOR ") + len(" FOR "):]
         if sql.startswith("SELECT "):  # not BEGIN, SET TRANSACTION, COMMIT
-            selects.append(sql)
-    return selects
+            selects.append((sql, None, False))
+    return selects + binary
 
 
 def fetch_floor(database_url, statements):
-    """Run the statements with a bare psycopg cursor, fetching every row into tuples."""
+    """Run the statements with a bare psycopg cursor (binary where the read is binary),
+    fetching every row into tuples."""
     import psycopg
 
     with psycopg.connect(conninfo(database_url)) as bare:
@@ -476,8 +515,8 @@ def fetch_floor(database_url, statements):
             cursor.execute("SELECT 1")
             started = time.perf_counter()
             rows = 0
-            for statement in statements:
-                cursor.execute(statement)
+            for sql, params, binary in statements:
+                cursor.execute(sql, params, binary=binary)
                 rows += len(cursor.fetchall())
             return time.perf_counter() - started, rows
 
@@ -682,20 +721,21 @@ def main():
         print(f"run {run + 1}/{args.runs} done", flush=True)
 
     if results.get("all"):
-        print_figures("All scopes (recompute_all_scopes: pooled + every center, one read)", results["all"], [
-            ("total_s", "total"), ("fingerprint_s", "  fingerprints"),
-            ("read_s", "  read (load_cohort)"), ("compute_s", "  compute (facts, aggregate, extras)"),
-            ("episode_facts_s", "    of which episode_facts (forked pass)"),
-            ("aggregate_s", "    of which aggregate (505 calls)"),
-            ("completeness_by_center_s", "    of which completeness"),
-            ("EnrolmentYears_s", "    of which EnrolmentYears()"),
-            ("center_breakdown_s", "    of which center_breakdown"),
-            ("store_s", "  store (store_snapshot)"),
-            ("gc_s", "cyclic GC, all phases (included above)"),
+        parts = results["all"][0]["part_count"]
+        print_figures(f"All scopes (recompute_all_scopes: every center in {parts} parts side by "
+                      "side, then the pooled scope)", results["all"], [
+            ("total_s", "total"), ("fingerprint_s", "  fingerprints (all scopes)"),
+            ("parts_s", "  the parts (read, compute, store their centers)"),
+            ("part_read_s", "    slowest part: read (load_cohort)"),
+            ("part_facts_s", "    slowest part: facts, completeness, counts"),
+            ("part_aggregate_s", "    slowest part: aggregate its centers"),
+            ("part_store_s", "    slowest part: store its centers"),
+            ("pooled_s", "  the pooled scope (merge, aggregate, store)"),
+            ("gc_s", "cyclic GC in this process (included above)"),
         ])
         print_figures("Peak memory of the all-scopes recompute (ru_maxrss)", results["all"], [
             ("peak_rss_mb", "process (parent)"),
-            ("peak_rss_worker_mb", "largest forked compute worker"),
+            ("peak_rss_worker_mb", "largest forked part"),
             ("rss_before_mb", "process before the recompute"),
         ], unit="MB")
     if results.get("floor"):
@@ -705,9 +745,7 @@ def main():
         if results.get("all"):
             floor = summary([r["pooled_s"] for r in results["floor"]])[0]
             total = summary([r["total_s"] for r in results["all"]])[0]
-            read = summary([r["read_s"] for r in results["all"]])[0]
-            print(f"  all scopes / floor (best / best): {total / floor:.1f}x; "
-                  f"read alone / floor: {read / floor:.1f}x")
+            print(f"  all scopes / floor (best / best): {total / floor:.1f}x")
     if results.get("center"):
         first = results["center"][0]
         print_figures(f"One center ({first['center']}, {first['patients']} patients, "

@@ -4,6 +4,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from endpoints.compute.stats import DEFAULT_QUANTILE_METHOD
+from endpoints.storage import ResultRowsField, RowsByYearField
 
 #: The scope key of the whole study; a center's scope is its code (which cannot contain "*").
 POOLED = "*"
@@ -47,7 +48,7 @@ class Snapshot(models.Model):
     """The latest computed results of one scope, replaced as a whole by each recompute."""
 
     scope = models.CharField(_("scope"), max_length=20, unique=True)
-    rows = models.JSONField(_("result rows"), default=list)
+    rows = ResultRowsField(_("result rows"), default=list)
     computed_at = models.DateTimeField(_("computed at"))
     #: When the records the rows were computed from were read; a recompute that read older
     #: records than the stored snapshot never overwrites it.
@@ -60,7 +61,7 @@ class Snapshot(models.Model):
     visits = models.PositiveIntegerField(_("visits"), default=0)
     #: The same rows for the patients enrolled in each year: {"2024": [row, ...]}. The
     #: dashboard's enrolment-period filter picks one year's rows; nothing is computed then.
-    rows_by_enrolment_year = models.JSONField(_("result rows by enrolment year"), default=dict)
+    rows_by_enrolment_year = RowsByYearField(_("result rows by enrolment year"), default=dict)
     #: The keys of ``rows_by_enrolment_year`` in order, so the filter is drawn without
     #: loading every year's rows.
     enrolment_years = models.JSONField(_("enrolment years"), default=list)

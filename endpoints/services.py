@@ -8,6 +8,7 @@ killed task leaves the previous snapshot whole, and an older computation never o
 newer one.
 """
 import dataclasses
+import gc
 import hashlib
 import logging
 import threading
@@ -18,17 +19,17 @@ from datetime import timedelta
 from functools import partial
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, connections, transaction
 from django.db.models import Count, F, Max, Sum, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from endpoints.compute import records
 from endpoints.compute.completeness import TOTAL as COMPLETENESS_TOTAL
 from endpoints.compute.completeness import CompletenessRow, completeness, completeness_dicts
-from endpoints.compute.report import aggregate, episode_facts
+from endpoints.compute.forking import balanced_parts, can_fork, forked_map, worker_count
+from endpoints.compute.report import aggregate, collector_paused, episode_facts
 from endpoints.models import POOLED, RecomputeState, Snapshot, StudySettings
-from endpoints.selectors import load_cohort
+from endpoints.selectors import export_snapshot, load_cohort, one_snapshot
 from registry.centers.models import Center, LabRange
 from registry.clinical import models as clinical
 
@@ -118,11 +119,9 @@ def store_snapshot(scope, rows, *, read_at, fingerprint, method, duration_ms, co
         if snapshot and snapshot.inputs_read_at > read_at:
             return snapshot
         snapshot = snapshot or Snapshot(scope=scope)
-        snapshot.rows = [row_as_dict(row) for row in rows]
-        snapshot.rows_by_enrolment_year = {
-            year: [row_as_dict(row) for row in year_rows]
-            for year, year_rows in extras.rows_by_year.items()
-        }
+        # Result rows as computed: the fields store them packed (endpoints.storage).
+        snapshot.rows = rows
+        snapshot.rows_by_enrolment_year = extras.rows_by_year
         snapshot.enrolment_years = [
             {"year": year, **dict(zip(("patients", "episodes", "visits"), extras.year_counts.get(year, (0, 0, 0))))}
             for year in extras.rows_by_year
@@ -136,7 +135,12 @@ def store_snapshot(scope, rows, *, read_at, fingerprint, method, duration_ms, co
         snapshot.duration_ms = duration_ms
         snapshot.patients, snapshot.episodes, snapshot.visits = counts
         snapshot.save()
-        return snapshot
+    # The rows are read back from the database (as dicts) only if the caller asks for them:
+    # a field missing from the instance's __dict__ is a deferred field to Django. The
+    # nightly run stores half a million rows and needs none of them back.
+    for name in ("rows", "rows_by_enrolment_year"):
+        del snapshot.__dict__[name]
+    return snapshot
 
 
 def row_as_dict(row):
@@ -185,8 +189,8 @@ def recompute_scope(scope, *, force=False):
     cohort = load_cohort(center_codes_of(scope))
     # One fact pass, keyed by (center, enrolment year), serves the scope's rows, every year's
     # rows and the pooled per-center breakdown.
-    by_year = EnrolmentYears(cohort)
-    facts = episode_facts(by_year.cohort)
+    by_year = by_enrolment_year(cohort)
+    facts = episode_facts(cohort, center_of=by_year.key_of)
     rows = aggregate(facts, by_year.keys(None), quantile_method=method)
     extras = dashboard_extras(cohort, scope, by_year, facts, quantile_method=method)
     duration_ms = round((time.perf_counter() - started) * 1000)
@@ -196,42 +200,182 @@ def recompute_scope(scope, *, force=False):
     )
 
 
-def recompute_all_scopes():
-    """Every center and the pooled scope from one read of the registry (the nightly run)."""
-    read_at = timezone.now()
+#: From this many patients the nightly run splits the centers between processes.
+PARTITION_MIN_PATIENTS = 20_000
+
+
+@dataclasses.dataclass
+class CentersJob:
+    """What every part of a nightly run shares."""
+
+    read_at: object
+    method: str
+    today: object
+    started: float
+    fingerprints: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class CentersResult:
+    """What one part of a nightly run hands back for the pooled scope, its centers' own
+    snapshots being stored: the finished facts and the small per-center summaries."""
+
+    facts: object
+    years: "EnrolmentYears"
+    completeness: dict
+    counts: dict
+    breakdown: list
+    #: phase -> seconds in this part (read, facts, aggregate, store), for the log and bench
+    seconds: Counter = dataclasses.field(default_factory=Counter)
+
+
+def recompute_all_scopes(*, workers=None):
+    """Every center and the pooled scope (the nightly run); returns the scope keys.
+
+    All parts read one snapshot of the registry. A large registry's centers are split
+    between ``workers`` processes (default: one per CPU, at most two), each reading,
+    computing and storing its own centers; the pooled scope is then summed from their facts
+    here. Small registries, and databases other than PostgreSQL (no shared snapshot), are
+    done in this process.
+    """
     method = StudySettings.current().quantile_method
-    scopes = [POOLED, *Center.objects.values_list("code", flat=True)]
-    fingerprints = inputs_fingerprints(scopes)
-    started = time.perf_counter()
-    cohort = load_cohort()
-    by_year = EnrolmentYears(cohort)
-    facts = episode_facts(by_year.cohort)
-    checks = completeness_by_center(cohort)
-    center_counts = counts_by_center(cohort)
-    results = {}
-    for scope in scopes:
-        codes = center_codes_of(scope)
-        rows = aggregate(facts, by_year.keys(codes), quantile_method=method)
-        extras = DashboardExtras(
-            rows_by_year=by_year.rows_by_year(facts, codes, method),
-            year_counts=by_year.counts(cohort, codes),
-            completeness=checks.of(codes),
-        )
-        results[scope] = (rows, extras)
-    results[POOLED][1].center_breakdown = center_breakdown(
-        {scope: rows for scope, (rows, _extras) in results.items() if scope != POOLED},
-        {scope: scope_counts(center_counts, center_codes_of(scope)) for scope in results if scope != POOLED},
+    sizes = dict(Center.objects.order_by("code").annotate(n=Count("patients")).values_list("code", "n"))
+    scopes = [POOLED, *sizes]
+    if workers is None:
+        workers = worker_count() if sum(sizes.values()) >= PARTITION_MIN_PATIENTS else 1
+    parallel = workers > 1 and can_fork() and connection.vendor == "postgresql"
+    parallel = parallel and not connection.in_atomic_block  # the snapshot must be ours
+    job = CentersJob(timezone.now(), method, timezone.localdate(), time.perf_counter())
+    with one_snapshot():
+        job.fingerprints = inputs_fingerprints(scopes)
+        if parallel:
+            # The children import this transaction's snapshot: it stays open until they
+            # are done.
+            snapshot_id = export_snapshot()
+            results = forked_map(
+                partial(_centers_in_child, job=job, snapshot_id=snapshot_id),
+                balanced_parts(sizes, workers), first_here=False,
+            )
+        else:
+            cohort = load_cohort()
+    if not parallel:
+        results = [compute_centers(cohort, list(sizes), job)]
+        del cohort  # most of the memory: free it before the pooled scope is stored
+    parts_done = time.perf_counter()
+    store_pooled(results, job)
+    logger.info(
+        "recomputed %d scopes in %.1f s, the pooled scope %.1f s of it (%d parts: %s)", len(scopes),
+        time.perf_counter() - job.started, time.perf_counter() - parts_done, len(results),
+        "; ".join(", ".join(f"{phase} {seconds:.1f} s" for phase, seconds in result.seconds.items())
+                  for result in results),
     )
-    # The records are no longer needed: free them (most of the memory) before storing.
-    del cohort, by_year, facts, checks
-    snapshots = []
-    for scope, (rows, extras) in results.items():
-        snapshots.append(store_snapshot(
-            scope, rows, read_at=read_at, fingerprint=fingerprints[scope], method=method,
-            duration_ms=round((time.perf_counter() - started) * 1000),
-            counts=scope_counts(center_counts, center_codes_of(scope)), extras=extras,
-        ))
-    return snapshots
+    return scopes
+
+
+def _centers_in_child(codes, *, job, snapshot_id):
+    """A forked part of the nightly run: its own connection, the parent's snapshot."""
+    def read_and_compute():
+        # This process ends when its part is done: nothing for the cyclic collector to
+        # free, and its passes over millions of records would cost seconds.
+        gc.disable()
+        started = time.perf_counter()
+        with one_snapshot(imported=snapshot_id):
+            cohort = load_cohort(codes)
+        read = time.perf_counter() - started
+        result = compute_centers(cohort, codes, job)
+        result.seconds["read"] += read
+        return result
+
+    return in_own_connection(read_and_compute)
+
+
+def in_own_connection(function):
+    """``function()`` in a thread of its own, so on a database connection of its own.
+
+    Django keeps one connection per thread: a forked process must not use the one it
+    inherited (its socket is the parent's), and a new thread never sees it. The thread's
+    connections are closed when it ends.
+    """
+    outcome = {}
+
+    def run():
+        try:
+            outcome["result"] = function()
+        except BaseException as error:  # re-raised in the calling thread
+            outcome["error"] = error
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run, name="recompute-part")
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
+
+
+def compute_centers(cohort, codes, job):
+    """Compute and store the snapshots of the centers ``codes`` from their ``cohort``; the
+    facts and summaries the pooled scope needs are returned."""
+    seconds = Counter()
+    clock = time.perf_counter()
+
+    def lap(phase):
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[phase] += now - clock
+        clock = now
+
+    with collector_paused():  # the records hold no cycles: nothing for it to find
+        years = by_enrolment_year(cohort)
+        facts = episode_facts(cohort, workers=1, center_of=years.key_of)
+        facts.finish()
+        checks = CompletenessByCenter(cohort, job.today)
+        counts = counts_by_center(cohort)
+        del cohort
+        lap("facts")
+        rows_by_center = {}
+        for code in codes:
+            rows_by_center[code] = rows = aggregate(facts, years.keys([code]), quantile_method=job.method)
+            extras = DashboardExtras(
+                rows_by_year=years.rows_by_year(facts, [code], job.method),
+                year_counts=years.counts([code]),
+                completeness=checks.of([code]),
+            )
+            lap("aggregate")
+            store_snapshot(
+                code, rows, read_at=job.read_at, fingerprint=job.fingerprints[code],
+                method=job.method, duration_ms=round((time.perf_counter() - job.started) * 1000),
+                counts=scope_counts(counts, [code]), extras=extras,
+            )
+            lap("store")
+        breakdown = center_breakdown(rows_by_center, {code: scope_counts(counts, [code]) for code in codes})
+    return CentersResult(facts, years, checks.by_center, counts, breakdown, seconds)
+
+
+def store_pooled(results, job):
+    """The pooled snapshot, summed from the parts' facts and summaries."""
+    with collector_paused():
+        facts, years, checks, counts, breakdown = results[0].facts, results[0].years, {}, {}, []
+        for result in results:
+            if result is not results[0]:
+                facts.merge(result.facts)
+                years.merge(result.years)
+            checks.update(result.completeness)
+            counts.update(result.counts)
+            breakdown += result.breakdown
+        rows = aggregate(facts, years.keys(None), quantile_method=job.method)
+        extras = DashboardExtras(
+            rows_by_year=years.rows_by_year(facts, None, job.method),
+            year_counts=years.counts(None),
+            completeness=CompletenessByCenter.from_rows(checks).of(None),
+            center_breakdown=sorted(breakdown, key=lambda entry: entry["center"]),
+        )
+        return store_snapshot(
+            POOLED, rows, read_at=job.read_at, fingerprint=job.fingerprints[POOLED],
+            method=job.method, duration_ms=round((time.perf_counter() - job.started) * 1000),
+            counts=scope_counts(counts), extras=extras,
+        )
 
 
 # The dashboard's precomputed views ------------------------------------------------------------
@@ -273,39 +417,52 @@ def _year_order(year):
     return (year == UNKNOWN_YEAR, year)
 
 
-class EnrolmentYears:
-    """The cohort with every patient moved to a pseudo-center (center code, enrolment year).
+def by_enrolment_year(cohort):
+    """The :class:`EnrolmentYears` of the cohort: every patient's pseudo-center
+    "center|year", and the pseudo-centers' counts.
 
-    ``episode_facts`` then tallies per center *and* year in its one pass, and ``aggregate``
-    over a set of pseudo-centers yields any center's or the pool's figures for one year or
-    for all years. Each pseudo-center gets its real center's laboratory ranges, so
-    treatment-emergent lab events are judged as before.
+    ``episode_facts(cohort, center_of=years.key_of)`` then tallies per center *and* year in
+    its one pass, and ``aggregate`` over a set of pseudo-centers yields any center's or the
+    pool's figures for one year or for all years.
     """
+    keys = {}
+    parts = {}
+    key_counts = {}
+    for code, patient in cohort.patients.items():
+        year = enrolment_year(patient)
+        keys[code] = key = f"{patient.center_code}{YEAR_SEPARATOR}{year}"
+        parts[key] = (patient.center_code, year)
+        patients, episodes, visits = key_counts.get(key, (0, 0, 0))
+        key_counts[key] = (patients + 1, episodes, visits + len(cohort.visits.get(code, ())))
+    for episode in cohort.episodes:
+        key = keys.get(episode.patient_code)
+        if key is not None:
+            patients, episodes, visits = key_counts[key]
+            key_counts[key] = (patients, episodes + 1, visits)
+    return EnrolmentYears(parts, key_counts, keys)
 
-    def __init__(self, cohort):
-        patients = {}
-        #: pseudo-center key -> (center code, year)
-        self.parts = {}
-        # A copy with another center, field by field (dataclasses.replace is several times
-        # slower, which shows at 100,000 patients).
-        names = [field.name for field in dataclasses.fields(records.Patient)]
-        center_index = names.index("center_code")
-        for code, patient in cohort.patients.items():
-            year = enrolment_year(patient)
-            key = f"{patient.center_code}{YEAR_SEPARATOR}{year}"
-            self.parts[key] = (patient.center_code, year)
-            values = [getattr(patient, name) for name in names]
-            values[center_index] = key
-            patients[code] = records.Patient(*values)
-        centers = {
-            key: records.Center(
-                key, cohort.centers[center].lab_ranges if center in cohort.centers else {}
-            )
-            for key, (center, _year) in self.parts.items()
-        }
-        self.cohort = records.Cohort(
-            centers, patients, cohort.episodes, cohort.visits, cohort.adverse_events
-        )
+
+@dataclasses.dataclass
+class EnrolmentYears:
+    """The pseudo-centers of :func:`by_enrolment_year`: which center and year each is, and
+    its (patients, episodes, visits). Small, so parts of a nightly run hand it back."""
+
+    #: pseudo-center key -> (center code, year)
+    parts: dict
+    #: pseudo-center key -> (patients, episodes, visits)
+    key_counts: dict
+    #: patient code -> pseudo-center key (not handed back by a part: only its own use)
+    key_by_patient: dict = dataclasses.field(default_factory=dict, repr=False)
+
+    def key_of(self, patient):
+        return self.key_by_patient[patient.code]
+
+    def __getstate__(self):
+        return {"parts": self.parts, "key_counts": self.key_counts, "key_by_patient": {}}
+
+    def merge(self, other):
+        self.parts.update(other.parts)
+        self.key_counts.update(other.key_counts)
 
     def keys(self, center_codes=None, year=None):
         """The pseudo-centers of some centers (None: all) and one year (None: all)."""
@@ -318,18 +475,10 @@ class EnrolmentYears:
         found = {year for center, year in self.parts.values() if center_codes is None or center in center_codes}
         return sorted(found, key=_year_order)
 
-    def counts(self, cohort, center_codes=None):
-        """Enrolment year -> (patients, episodes, visits) of some centers (None: all).
-
-        Summed from per-pseudo-center counts made in one pass on the first call: the nightly
-        run asks for every scope's."""
-        cached = getattr(self, "_counts", None)
-        if cached is None or cached[0] is not cohort:
-            cached = self._counts = (cohort, counts_by_center(
-                records.Cohort(self.cohort.centers, self.cohort.patients, cohort.episodes, cohort.visits, {})
-            ))
+    def counts(self, center_codes=None):
+        """Enrolment year -> (patients, episodes, visits) of some centers (None: all)."""
         counts = {}
-        for key, (patients, episodes, visits) in cached[1].items():
+        for key, (patients, episodes, visits) in self.key_counts.items():
             center, year = self.parts[key]
             if center_codes is not None and center not in center_codes:
                 continue
@@ -349,6 +498,13 @@ class CompletenessByCenter:
 
     def __init__(self, cohort, today):
         self.by_center = {row.center: row for row in completeness(cohort, today)[:-1]}
+
+    @classmethod
+    def from_rows(cls, by_center):
+        """From the rows of several parts' :attr:`by_center`."""
+        checks = cls.__new__(cls)
+        checks.by_center = dict(by_center)
+        return checks
 
     def of(self, center_codes):
         """The rows of some centers (None: all) and their total, as the snapshot stores them."""
@@ -386,7 +542,7 @@ def dashboard_extras(cohort, scope, by_year, facts, *, quantile_method):
     the scope's fact pass keyed by (center, enrolment year)."""
     checks = completeness_by_center(cohort)
     extras = DashboardExtras(
-        completeness=checks.of(center_codes_of(scope)), year_counts=by_year.counts(cohort)
+        completeness=checks.of(center_codes_of(scope)), year_counts=by_year.counts()
     )
     extras.rows_by_year = by_year.rows_by_year(facts, None, quantile_method)
     if scope == POOLED:

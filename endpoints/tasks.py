@@ -16,8 +16,8 @@ def recompute_scope_task(self, scope):
 
 @shared_task
 def recompute_all_scopes():
-    """Nightly: every scope from one read, whatever is pending."""
-    return [snapshot.scope for snapshot in services.recompute_all_scopes()]
+    """Nightly: every scope from one snapshot of the registry, whatever is pending."""
+    return services.recompute_all_scopes()
 
 
 @shared_task

@@ -39,6 +39,7 @@ from endpoints import layout, services
 from endpoints.compute.report import write_results_csv
 from endpoints.compute.tally import ResultRow
 from endpoints.models import POOLED, RecomputeState, Snapshot, StudySettings
+from endpoints.storage import ResultRowsField
 from registry.centers.models import Center, Membership
 from registry.core.choices import label as code_label
 from registry.core.scoping import Role
@@ -193,7 +194,9 @@ def read_snapshot(scope_key, year=""):
     years' rows stay in the database."""
     snapshots = Snapshot.objects.filter(scope=scope_key).only(*HEADER_FIELDS, *BODY_FIELDS)
     if year:
-        snapshots = snapshots.annotate(year_rows=MemberOf(year, "rows_by_enrolment_year"))
+        snapshots = snapshots.annotate(
+            year_rows=MemberOf(year, "rows_by_enrolment_year", output_field=ResultRowsField())
+        )
     else:
         snapshots = snapshots.only(*HEADER_FIELDS, *BODY_FIELDS, "rows")
     snapshot = snapshots.first()

@@ -20,13 +20,18 @@ dashboard and the list name the same episodes):
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
+from functools import partial
+from operator import attrgetter, is_not
 
 from .records import Cohort
 from .timeline import BASELINE_LOOKBACK_DAYS, WINDOW_DAYS
 from .vocabulary import SCORE_CODES
+
+_recorded = partial(is_not, None)
 
 #: The key of the row that sums every center of the scope.
 TOTAL = "*"
@@ -91,6 +96,8 @@ def completeness(cohort: Cohort, today: date, center_of=None) -> list[Completene
     for episode in cohort.episodes:
         episodes_of.setdefault(episode.patient_code, []).append(episode)
     today_ordinal = today.toordinal()
+    scores_of = attrgetter(*SCORE_CODES)
+    score_patterns: dict[str, Counter] = defaultdict(Counter)
 
     for patient_code, patient in cohort.patients.items():
         key = center_of(patient.center_code)
@@ -100,11 +107,8 @@ def completeness(cohort: Cohort, today: date, center_of=None) -> list[Completene
         row.patients += 1
         visits = cohort.visits.get(patient_code) or []
         row.visits += len(visits)
-        counts = row.visits_with
         for visit in visits:
-            for score in SCORE_CODES:
-                if getattr(visit, score) is not None:
-                    counts[score] += 1
+            score_patterns[key][tuple(map(_recorded, scores_of(visit)))] += 1
         episodes = episodes_of.get(patient_code, ())
         if not episodes:
             row.patients_without_episode.append(patient_code)
@@ -123,6 +127,14 @@ def completeness(cohort: Cohort, today: date, center_of=None) -> list[Completene
                 if not _any_between(ordinals, start + M3_FIRST_DAY, start + M3_LAST_DAY):
                     row.episodes_without_m3.append((patient_code, episode.code))
 
+    # A visit's scores are tallied as the pattern of which it records (few patterns recur):
+    # one lookup per visit instead of one per score.
+    for key, patterns in score_patterns.items():
+        counts = rows[key].visits_with
+        for pattern, visits in patterns.items():
+            for score, recorded in zip(SCORE_CODES, pattern):
+                if recorded:
+                    counts[score] += visits
     ordered = [rows[key] for key in sorted(rows)]
     total = CompletenessRow(TOTAL)
     for row in ordered:

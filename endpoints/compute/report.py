@@ -15,16 +15,15 @@ from __future__ import annotations
 
 import csv
 import gc
-import os
-import pickle
-import traceback
 from contextlib import contextmanager
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 
 from . import adverse_events, baseline, efficacy, escalation, stats
-from .records import Cohort, Episode
+from .forking import balanced_parts, can_fork, forked_map, worker_count
+from .records import Cohort, Episode, Patient
 from .tally import ALL, RESULT_COLUMNS, Cell, ResultRow, TableSpec, table_rows
 from .timeline import course_of, visit_ordinals
 from .vocabulary import DRUGS, HIGHEST_APPROVED_DOSE_MG
@@ -130,11 +129,17 @@ PARALLEL_MIN_PATIENTS = 20_000
 
 
 def episode_facts(cohort: Cohort, *, high_dose_limits: Mapping[str, float] | None = None,
-                  workers: int | None = None) -> CohortFacts:
+                  workers: int | None = None,
+                  center_of: Callable[[Patient], str] | None = None) -> CohortFacts:
     """Derive every table's per-episode and per-patient facts in one pass over the cohort.
 
     ``high_dose_limits``: drug -> highest approved dose (mg), above which a dose is "high";
     defaults to the vocabulary's setting. Drugs absent from it have no escalation analysis.
+
+    ``center_of``: the key a patient's facts are tallied under instead of its center code
+    (the recompute tallies per center *and* enrolment year, to sum either); lab results are
+    still judged against the patient's own center's ranges. With it, only keys that have
+    patients are in ``facts.centers``.
 
     ``workers``: processes to split the patients between, whole centers to each (the result
     does not depend on it).
@@ -147,12 +152,12 @@ def episode_facts(cohort: Cohort, *, high_dose_limits: Mapping[str, float] | Non
     limits = HIGHEST_APPROVED_DOSE_MG if high_dose_limits is None else high_dose_limits
     if workers is None:
         workers = 1
-        if len(cohort.patients) >= PARALLEL_MIN_PATIENTS and hasattr(os, "fork"):
-            workers = min(2, os.cpu_count() or 1)
+        if len(cohort.patients) >= PARALLEL_MIN_PATIENTS and can_fork():
+            workers = worker_count()
     with collector_paused():
         if workers <= 1 or len(cohort.patients) < 2:
-            return _episode_facts(cohort, limits, cohort.patients.items())
-        return _episode_facts_forked(cohort, limits, workers)
+            return _episode_facts(cohort, limits, cohort.patients.items(), center_of)
+        return _episode_facts_forked(cohort, limits, workers, center_of)
 
 
 def _parts_by_center(cohort: Cohort, workers: int) -> list[list]:
@@ -161,72 +166,31 @@ def _parts_by_center(cohort: Cohort, workers: int) -> list[list]:
     by_center: dict[str, list] = defaultdict(list)
     for item in cohort.patients.items():
         by_center[item[1].center_code].append(item)
-    parts: list[list] = [[] for _ in range(workers)]
-    for center_patients in sorted(by_center.values(), key=len, reverse=True):
-        min(parts, key=len).extend(center_patients)
-    return [part for part in parts if part]
+    parts = balanced_parts({center: len(items) for center, items in by_center.items()}, workers)
+    return [[item for center in part for item in by_center[center]] for part in parts]
 
 
-def _finished_facts(cohort: Cohort, limits, patients) -> CohortFacts:
-    facts = _episode_facts(cohort, limits, patients)
+def _finished_facts(cohort: Cohort, limits, center_of, patients) -> CohortFacts:
+    facts = _episode_facts(cohort, limits, patients, center_of)
     facts.finish()
     return facts
 
 
-def _episode_facts_forked(cohort: Cohort, limits, workers: int) -> CohortFacts:
+def _episode_facts_forked(cohort: Cohort, limits, workers: int, center_of) -> CohortFacts:
     parts = _parts_by_center(cohort, workers)
-    children = []
-    for part in parts[1:]:
-        read_end, write_end = os.pipe()
-        try:
-            pid = os.fork()
-        except OSError:
-            os.close(read_end)
-            os.close(write_end)
-            parts[0] = parts[0] + part  # cannot fork: do that part here
-            continue
-        if pid == 0:  # pragma: no cover - runs in the child
-            status = 1
-            try:
-                os.close(read_end)
-                try:
-                    payload = ("ok", _finished_facts(cohort, limits, part))
-                except BaseException:
-                    payload = ("error", traceback.format_exc())
-                with os.fdopen(write_end, "wb") as pipe:
-                    pickle.dump(payload, pipe, protocol=pickle.HIGHEST_PROTOCOL)
-                status = 0
-            finally:
-                os._exit(status)
-        os.close(write_end)
-        children.append((pid, read_end))
-
-    facts = None
-    failure = None
-    try:
-        facts = _finished_facts(cohort, limits, parts[0])
-    finally:
-        # Always collect every child, also when this process failed, to leave no zombie.
-        for pid, read_end in children:
-            try:
-                with os.fdopen(read_end, "rb") as pipe:
-                    status, payload = pickle.load(pipe)
-            except Exception as error:  # the child died before it could report
-                status, payload = "error", repr(error)
-            os.waitpid(pid, 0)
-            if status != "ok":
-                failure = failure or payload
-            elif facts is not None:
-                facts.merge(payload)
-    if failure:
-        raise RuntimeError(f"computing facts in a worker process failed:\n{failure}")
+    finished = forked_map(partial(_finished_facts, cohort, limits, center_of), parts)
+    facts = finished[0]
+    for other in finished[1:]:
+        facts.merge(other)
     return facts
 
 
-def _episode_facts(cohort: Cohort, limits: Mapping[str, float], patients) -> CohortFacts:
+def _episode_facts(cohort: Cohort, limits: Mapping[str, float], patients,
+                   center_of=None) -> CohortFacts:
     """The facts of the given (patient code, patient) pairs of the cohort."""
     facts = CohortFacts()
-    facts.centers.update(cohort.centers)
+    if center_of is None:
+        facts.centers.update(cohort.centers)
     rules = {
         code: adverse_events.LabRules(center.lab_ranges) for code, center in cohort.centers.items()
     }
@@ -247,10 +211,12 @@ def _episode_facts(cohort: Cohort, limits: Mapping[str, float], patients) -> Coh
 
     for patient_code, patient in patients:
         center = patient.center_code
-        facts.centers.add(center)
         center_rules = rules.get(center)
         if center_rules is None:
             center_rules = rules[center] = adverse_events.LabRules({})
+        if center_of is not None:
+            center = center_of(patient)
+        facts.centers.add(center)
         episodes = episodes_of.get(patient_code, ())
         patient_groups = set()
         if episodes:

@@ -104,19 +104,26 @@ def test_the_nightly_run_stores_what_each_scope_stores_on_its_own(registry):
 
 
 def test_pseudo_centers_keep_their_centers_lab_ranges(registry):
+    from endpoints.compute.report import aggregate, episode_facts
     from registry.centers.models import LabRange
+    from registry.clinical.models import Visit
 
     LabRange.objects.filter(center=registry[0], analyte="ldl").update(upper=2.5)
+    for visit in Visit.objects.filter(patient__center=registry[0]):
+        visit.ldl = 2.0 if visit.date.month in (2, 3, 6) else 3.0  # above 2.5 on treatment
+        visit.save()
     cohort = load_cohort()
-    by_year = services.EnrolmentYears(cohort)
-    assert set(by_year.parts) == {"fr-tls|2023", "fr-tls|2024", "es-bcn|2024"}
-    for key, (center, _year) in by_year.parts.items():
-        ranges = by_year.cohort.centers[key].lab_ranges
-        assert ranges == ({"ldl": (None, 2.5)} if center == "fr-tls" else {})
-    for code, patient in by_year.cohort.patients.items():
-        original = cohort.patients[code]  # untouched: the pseudo-center patient is a copy
-        assert patient.center_code == f"{original.center_code}|{original.enrolled_on.year}"
-        assert dataclasses.replace(patient, center_code=original.center_code) == original
+    years = services.by_enrolment_year(cohort)
+    assert years.parts == {"fr-tls|2023": ("fr-tls", "2023"), "fr-tls|2024": ("fr-tls", "2024"),
+                           "es-bcn|2024": ("es-bcn", "2024")}
+    assert {years.key_of(patient) for patient in cohort.patients.values()} == set(years.parts)
+    by_year = episode_facts(cohort, center_of=years.key_of)
+    assert by_year.centers == set(years.parts)
+    # fr-tls's rows summed over its years are its rows computed by center
+    assert aggregate(by_year, years.keys(["fr-tls"])) == aggregate(episode_facts(cohort), ["fr-tls"])
+    ldl = [row for row in aggregate(by_year, years.keys(["fr-tls"]))
+           if row.endpoint == "cholesterol_increased" and row.group == "all"]
+    assert ldl and ldl[0].count > 0
 
 
 def test_a_dashboard_without_snapshot_queues_one_recompute(center_a, monkeypatch):

@@ -122,5 +122,5 @@ def test_a_broker_outage_leaves_the_change_pending_for_the_sweep(center_a, monke
 
 
 def test_the_nightly_run_computes_every_scope_from_one_read(episode_a, center_b):
-    scopes = {snapshot.scope for snapshot in services.recompute_all_scopes()}
+    scopes = set(services.recompute_all_scopes())
     assert scopes == {POOLED, "fr-tls", "es-bcn"}

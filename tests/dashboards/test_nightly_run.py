@@ -1,0 +1,132 @@
+"""The nightly run at scale: result rows stored packed, the binary read, and the centers split
+between processes giving what one process gives."""
+import json
+from datetime import date
+
+import pytest
+from django.db import connection
+
+from endpoints import selectors, services
+from endpoints.compute.tally import RESULT_COLUMNS
+from endpoints.models import POOLED, Snapshot
+from endpoints.storage import pack_row, unpack_row
+
+from dashboard_data import NON_RESPONDER, RESPONDER, add_patient
+
+postgresql_only = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="binary reads and shared snapshots are PostgreSQL's"
+)
+
+#: A visit with labs (one missing), decimal scores and every checklist answer, the last term
+#: (bits 32 and 33 of the read's checklist integer) answered "yes".
+FULL_VISIT = {
+    "iga": 2, "easi": 7.3, "scorad": 30.5, "bsa": 12.25, "pruritus_nrs": 4, "dlqi": 6,
+    "alt": 41.5, "ast": 22.0, "ldl": 3.1, "total_cholesterol": 5.5, "cpk": 180.0,
+    "lymphocytes": 1.2, "neutrophils": 3.3, "platelets": 250.0, "hemoglobin": 13.5,
+    "creatinine": 80.0,
+    **{f"aesi_{term}": False for term in selectors.v.CLINICAL_TERMS},
+    "aesi_acne": True, f"aesi_{selectors.v.CLINICAL_TERMS[-1]}": True,
+}
+
+
+@pytest.fixture
+def registry(center_a, center_b):
+    add_patient(center_a, start=date(2023, 2, 1), visits=RESPONDER)
+    add_patient(center_a, start=date(2023, 6, 1), dose=30, visits=NON_RESPONDER)
+    add_patient(center_a, start=date(2024, 3, 1), drug="baricitinib", dose=4,
+                visits=((0, FULL_VISIT), (85, {"iga": 1, "easi": 2.5})))
+    add_patient(center_b, start=date(2024, 4, 1), visits=RESPONDER[:1])
+    return center_a, center_b
+
+
+def stored(scope):
+    snapshot = Snapshot.objects.get(scope=scope)
+    return (snapshot.rows, snapshot.rows_by_enrolment_year, snapshot.enrolment_years,
+            snapshot.completeness, snapshot.center_breakdown, snapshot.patients,
+            snapshot.episodes, snapshot.visits, snapshot.fingerprint)
+
+
+def test_result_rows_are_stored_as_arrays_and_read_back_as_dicts(registry):
+    services.recompute_scope("fr-tls", force=True)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT rows, rows_by_enrolment_year FROM endpoints_snapshot WHERE scope = %s", ["fr-tls"])
+        raw_rows, raw_years = (json.loads(value) if isinstance(value, str) else value for value in cursor.fetchone())
+    assert all(isinstance(values, list) and 4 <= len(values) <= len(RESULT_COLUMNS) for values in raw_rows)
+    assert all(isinstance(values, list) for rows in raw_years.values() for values in rows)
+    rows = Snapshot.objects.get(scope="fr-tls").rows
+    assert [unpack_row(values) for values in raw_rows] == rows
+    assert all(list(row) == list(RESULT_COLUMNS) for row in rows)
+    easi75 = next(row for row in rows if (row["endpoint"], row["timepoint"], row["group"]) == ("easi75", "m3", "all"))
+    assert (easi75["n"], easi75["count"]) == (3, 1)  # 7.3 -> 2.5 is no EASI75
+
+
+def test_a_packed_row_leaves_out_only_trailing_empty_cells():
+    row = dict.fromkeys(RESULT_COLUMNS)
+    row.update(table="efficacy", endpoint="easi", timepoint="m3", group="all", n=4, median=2.5)
+    assert pack_row(row) == ["efficacy", "easi", "m3", "all", 4, None, None, 2.5]
+    assert unpack_row(pack_row(row)) == row
+
+
+def test_rows_stored_as_dicts_before_the_packed_format_still_read(registry):
+    services.recompute_scope("fr-tls", force=True)
+    rows = Snapshot.objects.get(scope="fr-tls").rows
+    Snapshot.objects.filter(scope="fr-tls").update(rows=[])  # then the old format, raw
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE endpoints_snapshot SET rows = %s WHERE scope = %s", [json.dumps(rows), "fr-tls"])
+    assert Snapshot.objects.get(scope="fr-tls").rows == rows
+
+
+def test_a_returned_snapshot_reads_its_rows_only_when_asked(registry, django_assert_num_queries):
+    snapshot = services.recompute_scope("fr-tls", force=True)
+    with django_assert_num_queries(1):
+        rows = snapshot.rows
+    assert rows == Snapshot.objects.get(scope="fr-tls").rows
+
+
+@postgresql_only
+def test_the_binary_read_gives_the_cohort_django_reads(registry, monkeypatch):
+    binary = selectors.load_cohort()
+    monkeypatch.setattr(
+        selectors, "rows_of",
+        lambda queryset, chunked: queryset.iterator(chunk_size=2) if chunked else iter(queryset),
+    )
+    through_django = selectors.load_cohort()
+    assert binary == through_django
+    visit = next(visit for visits in binary.visits.values() for visit in visits if visit.labs)
+    last_term = selectors.v.CLINICAL_TERMS[-1]
+    assert visit.checklist[last_term] is True and visit.checklist["acne"] is True
+    assert visit.labs["alt"] == 41.5 and "ast" in visit.labs and visit.easi == 7.3
+
+
+@postgresql_only
+def test_the_binary_read_of_one_scope_filters_on_its_patients(registry):
+    cohort = selectors.load_cohort(["es-bcn"])
+    assert {patient.center_code for patient in cohort.patients.values()} == {"es-bcn"}
+    assert {episode.patient_code for episode in cohort.episodes} == set(cohort.patients)
+    assert set(cohort.visits) == set(cohort.patients)
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_centers_split_between_processes_store_what_one_process_stores(registry):
+    assert services.recompute_all_scopes(workers=1) == [POOLED, "es-bcn", "fr-tls"]
+    alone = {scope: stored(scope) for scope in (POOLED, "es-bcn", "fr-tls")}
+    Snapshot.objects.all().delete()
+    assert services.recompute_all_scopes(workers=2) == [POOLED, "es-bcn", "fr-tls"]
+    for scope, expected in alone.items():
+        assert stored(scope) == expected, scope
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_part_leaves_the_pooled_snapshot_as_it_was(registry, monkeypatch):
+    services.recompute_all_scopes(workers=1)
+    before = stored(POOLED)
+
+    def broken(cohort, codes, job):
+        raise ValueError("disk full")
+
+    monkeypatch.setattr(services, "compute_centers", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        services.recompute_all_scopes(workers=2)
+    assert stored(POOLED) == before
