@@ -341,9 +341,7 @@ def _load_cohort(center_codes):
         checklist = checklists.get(row[checks_at])
         if checklist is None:
             checklist = checklists[row[checks_at]] = checklist_of(row[checks_at])
-        patient_visits.append(Visit(
-            code, share_date(row[1], row[1]), *scores, labs=labs, checklist=checklist,
-        ))
+        patient_visits.append(Visit(code, share_date(row[1], row[1]), *scores, labs, checklist))
 
     events = defaultdict(list)
     for patient_id, term, onset, episode_id, end, severity, serious in rows_of(scoped(

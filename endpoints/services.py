@@ -68,36 +68,61 @@ def inputs_fingerprints(scopes):
     (the nightly run fingerprints the pool and every center)."""
     scopes = list(scopes)
     codes = None if POOLED in scopes else {code for scope in scopes for code in center_codes_of(scope)}
-    parts = {scope: [] for scope in scopes}
-    for model, path in FINGERPRINTED:
-        rows = model.objects.all()
+    return fingerprints_from(InputSummaries.read(codes), scopes, StudySettings.current().quantile_method)
+
+
+@dataclasses.dataclass
+class InputSummaries:
+    """Per center, what the fingerprints are made of: per table the number of records, the
+    sum of their ids and the latest change; and the laboratory ranges. Parts of a nightly
+    run read their centers' and hand them back, so the pooled fingerprint costs no query."""
+
+    #: model name -> center code -> (records, sum of ids, latest updated_at)
+    tables: dict
+    #: (center code, analyte, lower, upper), in center and analyte order
+    ranges: list
+
+    @classmethod
+    def read(cls, codes=None):
+        """The summaries of some centers (None: all)."""
+        tables = {}
+        for model, path in FINGERPRINTED:
+            rows = model.objects.all()
+            if codes is not None:
+                rows = rows.filter(**{f"{path}__in": codes})
+            tables[model.__name__] = {
+                center: (n, ids, latest)
+                for center, n, ids, latest in rows.order_by().values_list(path).annotate(
+                    n=Count("pk"), ids=Sum("pk"), latest=Max("updated_at")
+                ).values_list(path, "n", "ids", "latest")
+            }
+        ranges = LabRange.objects.order_by("center__code", "analyte")
         if codes is not None:
-            rows = rows.filter(**{f"{path}__in": codes})
-        by_center = {
-            center: (n, ids, latest)
-            for center, n, ids, latest in rows.order_by().values_list(path).annotate(
-                n=Count("pk"), ids=Sum("pk"), latest=Max("updated_at")
-            ).values_list(path, "n", "ids", "latest")
-        }
-        for scope in scopes:
-            summaries = (
-                by_center.values() if scope == POOLED
-                else [by_center[code] for code in center_codes_of(scope) if code in by_center]
-            )
-            n = sum(summary[0] for summary in summaries)
-            ids = sum(summary[1] for summary in summaries) if n else None
-            latest = max((summary[2] for summary in summaries if summary[2] is not None), default=None)
-            parts[scope].append(f"{model.__name__}:{n}:{ids}:{latest}")
-    ranges = LabRange.objects.order_by("center__code", "analyte")
-    if codes is not None:
-        ranges = ranges.filter(center__code__in=codes)
-    ranges = list(ranges.values_list("center__code", "analyte", "lower", "upper"))
-    method = StudySettings.current().quantile_method
+            ranges = ranges.filter(center__code__in=codes)
+        return cls(tables, list(ranges.values_list("center__code", "analyte", "lower", "upper")))
+
+    def merge(self, other):
+        for name, by_center in other.tables.items():
+            self.tables.setdefault(name, {}).update(by_center)
+        self.ranges = [*self.ranges, *other.ranges]
+
+
+def fingerprints_from(summaries, scopes, method):
+    """scope -> digest of the scope's :class:`InputSummaries` and the quartile method."""
     fingerprints = {}
     for scope in scopes:
         wanted = center_codes_of(scope)
-        scope_ranges = ranges if wanted is None else [r for r in ranges if r[0] in wanted]
-        text = "|".join([*parts[scope], repr(scope_ranges), method])
+        parts = []
+        for model, _path in FINGERPRINTED:
+            by_center = summaries.tables.get(model.__name__, {})
+            picked = by_center.values() if wanted is None else [by_center[code] for code in wanted if code in by_center]
+            n = sum(summary[0] for summary in picked)
+            ids = sum(summary[1] for summary in picked) if n else None
+            latest = max((summary[2] for summary in picked if summary[2] is not None), default=None)
+            parts.append(f"{model.__name__}:{n}:{ids}:{latest}")
+        # Sorted here: the database's collation must not change a digest.
+        scope_ranges = sorted(r for r in summaries.ranges if wanted is None or r[0] in wanted)
+        text = "|".join([*parts, repr(scope_ranges), method])
         fingerprints[scope] = hashlib.sha256(text.encode()).hexdigest()
     return fingerprints
 
@@ -212,7 +237,6 @@ class CentersJob:
     method: str
     today: object
     started: float
-    fingerprints: dict = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -225,6 +249,7 @@ class CentersResult:
     completeness: dict
     counts: dict
     breakdown: list
+    summaries: InputSummaries
     #: phase -> seconds in this part (read, facts, aggregate, store), for the log and bench
     seconds: Counter = dataclasses.field(default_factory=Counter)
 
@@ -247,7 +272,6 @@ def recompute_all_scopes(*, workers=None):
     parallel = parallel and not connection.in_atomic_block  # the snapshot must be ours
     job = CentersJob(timezone.now(), method, timezone.localdate(), time.perf_counter())
     with one_snapshot():
-        job.fingerprints = inputs_fingerprints(scopes)
         if parallel:
             # The children import this transaction's snapshot: it stays open until they
             # are done.
@@ -257,9 +281,10 @@ def recompute_all_scopes(*, workers=None):
                 balanced_parts(sizes, workers), first_here=False,
             )
         else:
+            summaries = InputSummaries.read()
             cohort = load_cohort()
     if not parallel:
-        results = [compute_centers(cohort, list(sizes), job)]
+        results = [compute_centers(cohort, list(sizes), job, summaries)]
         del cohort  # most of the memory: free it before the pooled scope is stored
     parts_done = time.perf_counter()
     store_pooled(results, job)
@@ -280,9 +305,10 @@ def _centers_in_child(codes, *, job, snapshot_id):
         gc.disable()
         started = time.perf_counter()
         with one_snapshot(imported=snapshot_id):
+            summaries = InputSummaries.read(codes)
             cohort = load_cohort(codes)
         read = time.perf_counter() - started
-        result = compute_centers(cohort, codes, job)
+        result = compute_centers(cohort, codes, job, summaries)
         result.seconds["read"] += read
         return result
 
@@ -314,9 +340,11 @@ def in_own_connection(function):
     return outcome["result"]
 
 
-def compute_centers(cohort, codes, job):
-    """Compute and store the snapshots of the centers ``codes`` from their ``cohort``; the
-    facts and summaries the pooled scope needs are returned."""
+def compute_centers(cohort, codes, job, summaries):
+    """Compute and store the snapshots of the centers ``codes`` from their ``cohort`` (whose
+    input ``summaries`` give their fingerprints); the facts and summaries the pooled scope
+    needs are returned."""
+    fingerprints = fingerprints_from(summaries, codes, job.method)
     seconds = Counter()
     clock = time.perf_counter()
 
@@ -344,23 +372,26 @@ def compute_centers(cohort, codes, job):
             )
             lap("aggregate")
             store_snapshot(
-                code, rows, read_at=job.read_at, fingerprint=job.fingerprints[code],
+                code, rows, read_at=job.read_at, fingerprint=fingerprints[code],
                 method=job.method, duration_ms=round((time.perf_counter() - job.started) * 1000),
                 counts=scope_counts(counts, [code]), extras=extras,
             )
             lap("store")
         breakdown = center_breakdown(rows_by_center, {code: scope_counts(counts, [code]) for code in codes})
-    return CentersResult(facts, years, checks.by_center, counts, breakdown, seconds)
+    return CentersResult(facts, years, checks.by_center, counts, breakdown, summaries, seconds)
 
 
 def store_pooled(results, job):
     """The pooled snapshot, summed from the parts' facts and summaries."""
     with collector_paused():
-        facts, years, checks, counts, breakdown = results[0].facts, results[0].years, {}, {}, []
+        first = results[0]
+        facts, years, summaries = first.facts, first.years, first.summaries
+        checks, counts, breakdown = {}, {}, []
         for result in results:
-            if result is not results[0]:
+            if result is not first:
                 facts.merge(result.facts)
                 years.merge(result.years)
+                summaries.merge(result.summaries)
             checks.update(result.completeness)
             counts.update(result.counts)
             breakdown += result.breakdown
@@ -372,7 +403,8 @@ def store_pooled(results, job):
             center_breakdown=sorted(breakdown, key=lambda entry: entry["center"]),
         )
         return store_snapshot(
-            POOLED, rows, read_at=job.read_at, fingerprint=job.fingerprints[POOLED],
+            POOLED, rows, read_at=job.read_at,
+            fingerprint=fingerprints_from(summaries, [POOLED], job.method)[POOLED],
             method=job.method, duration_ms=round((time.perf_counter() - job.started) * 1000),
             counts=scope_counts(counts), extras=extras,
         )

@@ -58,8 +58,12 @@ class Episode:
     dose_changes: tuple[DoseChange, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Visit:
+    """Not frozen, unlike the other records, though as read-only as they are: a frozen
+    dataclass sets each field through ``object.__setattr__``, five times the cost of building
+    it, and a registry-wide read builds about a million visits."""
+
     patient_code: str
     date: date
     iga: int | None = None

@@ -115,6 +115,8 @@ def test_centers_split_between_processes_store_what_one_process_stores(registry)
     assert services.recompute_all_scopes(workers=2) == [POOLED, "es-bcn", "fr-tls"]
     for scope, expected in alone.items():
         assert stored(scope) == expected, scope
+        # the parts' fingerprints are those a single scope's recompute compares with
+        assert Snapshot.objects.get(scope=scope).fingerprint == services.inputs_fingerprint(scope)
 
 
 @postgresql_only
@@ -123,7 +125,7 @@ def test_a_failing_part_leaves_the_pooled_snapshot_as_it_was(registry, monkeypat
     services.recompute_all_scopes(workers=1)
     before = stored(POOLED)
 
-    def broken(cohort, codes, job):
+    def broken(cohort, codes, job, summaries):
         raise ValueError("disk full")
 
     monkeypatch.setattr(services, "compute_centers", broken)
