@@ -209,6 +209,12 @@ def recompute_scope(scope, *, force=False):
     current = Snapshot.objects.filter(scope=scope).only("fingerprint").first()
     if current and current.fingerprint == fingerprint and not force:
         return current
+    if scope == POOLED and clinical.Patient.objects.count() >= PARTITION_MIN_PATIENTS:
+        # The pool of a large registry: summed from every center's facts, the centers in
+        # parallel parts, as the nightly run does; the centers' own snapshots are stored
+        # again only where their inputs changed.
+        recompute_all_scopes(refresh_centers=False)
+        return Snapshot.objects.defer("rows", "rows_by_enrolment_year").get(scope=POOLED)
     method = StudySettings.current().quantile_method
     started = time.perf_counter()
     cohort = load_cohort(center_codes_of(scope))
@@ -237,6 +243,9 @@ class CentersJob:
     method: str
     today: object
     started: float
+    #: False: a center whose stored snapshot has the same fingerprint is not stored again
+    #: (the pooled recompute after a save); the nightly run refreshes every snapshot.
+    refresh_centers: bool = True
 
 
 @dataclasses.dataclass
@@ -254,14 +263,14 @@ class CentersResult:
     seconds: Counter = dataclasses.field(default_factory=Counter)
 
 
-def recompute_all_scopes(*, workers=None):
+def recompute_all_scopes(*, workers=None, refresh_centers=True):
     """Every center and the pooled scope (the nightly run); returns the scope keys.
 
     All parts read one snapshot of the registry. A large registry's centers are split
     between ``workers`` processes (default: one per CPU, at most two), each reading,
     computing and storing its own centers; the pooled scope is then summed from their facts
     here. Small registries, and databases other than PostgreSQL (no shared snapshot), are
-    done in this process.
+    done in this process. ``refresh_centers``: see :class:`CentersJob`.
     """
     method = StudySettings.current().quantile_method
     sizes = dict(Center.objects.order_by("code").annotate(n=Count("patients")).values_list("code", "n"))
@@ -270,7 +279,7 @@ def recompute_all_scopes(*, workers=None):
         workers = worker_count() if sum(sizes.values()) >= PARTITION_MIN_PATIENTS else 1
     parallel = workers > 1 and can_fork() and connection.vendor == "postgresql"
     parallel = parallel and not connection.in_atomic_block  # the snapshot must be ours
-    job = CentersJob(timezone.now(), method, timezone.localdate(), time.perf_counter())
+    job = CentersJob(timezone.now(), method, timezone.localdate(), time.perf_counter(), refresh_centers)
     with one_snapshot():
         if parallel:
             # The children import this transaction's snapshot: it stays open until they
@@ -345,6 +354,11 @@ def compute_centers(cohort, codes, job, summaries):
     input ``summaries`` give their fingerprints); the facts and summaries the pooled scope
     needs are returned."""
     fingerprints = fingerprints_from(summaries, codes, job.method)
+    if not job.refresh_centers:
+        current = dict(Snapshot.objects.filter(scope__in=codes).values_list("scope", "fingerprint"))
+        codes_to_store = {code for code in codes if current.get(code) != fingerprints[code]}
+    else:
+        codes_to_store = set(codes)
     seconds = Counter()
     clock = time.perf_counter()
 
@@ -371,12 +385,13 @@ def compute_centers(cohort, codes, job, summaries):
                 completeness=checks.of([code]),
             )
             lap("aggregate")
-            store_snapshot(
-                code, rows, read_at=job.read_at, fingerprint=fingerprints[code],
-                method=job.method, duration_ms=round((time.perf_counter() - job.started) * 1000),
-                counts=scope_counts(counts, [code]), extras=extras,
-            )
-            lap("store")
+            if code in codes_to_store:
+                store_snapshot(
+                    code, rows, read_at=job.read_at, fingerprint=fingerprints[code],
+                    method=job.method, duration_ms=round((time.perf_counter() - job.started) * 1000),
+                    counts=scope_counts(counts, [code]), extras=extras,
+                )
+                lap("store")
         breakdown = center_breakdown(rows_by_center, {code: scope_counts(counts, [code]) for code in codes})
     return CentersResult(facts, years, checks.by_center, counts, breakdown, summaries, seconds)
 

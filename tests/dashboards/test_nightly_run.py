@@ -5,6 +5,7 @@ from datetime import date
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from endpoints import selectors, services
 from endpoints.compute.tally import RESULT_COLUMNS
@@ -132,3 +133,27 @@ def test_a_failing_part_leaves_the_pooled_snapshot_as_it_was(registry, monkeypat
     with pytest.raises(RuntimeError, match="disk full"):
         services.recompute_all_scopes(workers=2)
     assert stored(POOLED) == before
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_the_pool_of_a_large_registry_is_summed_from_parts_storing_only_changed_centers(
+    registry, monkeypatch
+):
+    from registry.clinical.models import Visit
+
+    services.recompute_all_scopes(workers=1)
+    before = {scope: Snapshot.objects.get(scope=scope).computed_at for scope in ("es-bcn", "fr-tls")}
+    visit = Visit.objects.filter(patient__center__code="fr-tls", easi=4).first()
+    # no longer an EASI75 responder; updated as a save would, without queuing a recompute
+    Visit.objects.filter(pk=visit.pk).update(easi=9, updated_at=timezone.now())
+    monkeypatch.setattr(services, "PARTITION_MIN_PATIENTS", 1)
+    pooled = services.recompute_scope(POOLED)
+    assert Snapshot.objects.get(scope="es-bcn").computed_at == before["es-bcn"]
+    assert Snapshot.objects.get(scope="fr-tls").computed_at > before["fr-tls"]
+    in_parts = stored(POOLED)
+    monkeypatch.setattr(services, "PARTITION_MIN_PATIENTS", 10**9)
+    services.recompute_scope(POOLED, force=True)
+    assert stored(POOLED) == in_parts
+    easi75 = next(row for row in pooled.rows if (row["endpoint"], row["timepoint"], row["group"]) == ("easi75", "m3", "all"))
+    assert easi75["count"] == 0
