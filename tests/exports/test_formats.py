@@ -329,3 +329,22 @@ def test_large_files_copied_by_several_backends_are_the_same_bytes(french, tmp_p
     for name in BUNDLE_FILES:
         assert Export(parallel.path).member(name) == single.member(name), name
     assert seen[-1] == sum(parallel.row_counts.values()) and seen == sorted(seen)
+
+
+def test_every_entry_is_deflated_at_the_exporters_level(cohort, tmp_path, monkeypatch):
+    """``ZipFile.open(info)`` compresses at the ``ZipInfo``'s level, not the archive's: each
+    entry must carry ``COMPRESS_LEVEL`` itself (zlib's default level is four times slower)."""
+    import zlib
+
+    from registry.datasets.exporter import COMPRESS_LEVEL
+
+    levels = []
+    compressobj = zlib.compressobj
+
+    def spy(level=zlib.Z_DEFAULT_COMPRESSION, *args, **kwargs):
+        levels.append(level)
+        return compressobj(level, *args, **kwargs)
+
+    monkeypatch.setattr(zlib, "compressobj", spy)
+    export_bundle(tmp_path / "levels.zip", ExportOptions())
+    assert len(levels) >= len(BUNDLE_FILES) and set(levels) == {COMPRESS_LEVEL}
