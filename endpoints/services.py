@@ -42,12 +42,12 @@ LOST_TASK_SECONDS = 60
 
 #: Each patient-data model and its path to the center, for the input fingerprint.
 FINGERPRINTED = (
-    (clinical.Patient, "center__code"),
-    (clinical.PriorTreatment, "patient__center__code"),
-    (clinical.TreatmentEpisode, "patient__center__code"),
-    (clinical.DoseChange, "episode__patient__center__code"),
-    (clinical.Visit, "patient__center__code"),
-    (clinical.AdverseEvent, "patient__center__code"),
+    (clinical.Patient, "center"),
+    (clinical.PriorTreatment, "patient__center"),
+    (clinical.TreatmentEpisode, "patient__center"),
+    (clinical.DoseChange, "episode__patient__center"),
+    (clinical.Visit, "patient__center"),
+    (clinical.AdverseEvent, "patient__center"),
 )
 
 
@@ -85,16 +85,21 @@ class InputSummaries:
     @classmethod
     def read(cls, codes=None):
         """The summaries of some centers (None: all)."""
+        # Grouped by the center's id (no join to the center table for the whole registry);
+        # some centers are picked by code (the planner then walks their patients' indexes).
+        centers = Center.objects.all() if codes is None else Center.objects.filter(code__in=codes)
+        code_of = dict(centers.values_list("pk", "code"))
         tables = {}
         for model, path in FINGERPRINTED:
             rows = model.objects.all()
             if codes is not None:
-                rows = rows.filter(**{f"{path}__in": codes})
+                rows = rows.filter(**{f"{path}__code__in": codes})
             tables[model.__name__] = {
-                center: (n, ids, latest)
-                for center, n, ids, latest in rows.order_by().values_list(path).annotate(
+                code_of[center]: (n, ids, latest)
+                for center, n, ids, latest in rows.order_by().values_list(f"{path}_id").annotate(
                     n=Count("pk"), ids=Sum("pk"), latest=Max("updated_at")
-                ).values_list(path, "n", "ids", "latest")
+                ).values_list(f"{path}_id", "n", "ids", "latest")
+                if center in code_of
             }
         ranges = LabRange.objects.order_by("center__code", "analyte")
         if codes is not None:
@@ -285,10 +290,11 @@ def recompute_all_scopes(*, workers=None, refresh_centers=True):
             # The children import this transaction's snapshot: it stays open until they
             # are done.
             snapshot_id = export_snapshot()
-            results = forked_map(
-                partial(_centers_in_child, job=job, snapshot_id=snapshot_id),
-                balanced_parts(sizes, workers), first_here=False,
-            )
+            with collector_paused():  # unpickling the parts' facts: no cycles among them
+                results = forked_map(
+                    partial(_centers_in_child, job=job, snapshot_id=snapshot_id),
+                    balanced_parts(sizes, workers), first_here=False,
+                )
         else:
             summaries = InputSummaries.read()
             cohort = load_cohort()
@@ -315,10 +321,12 @@ def _centers_in_child(codes, *, job, snapshot_id):
         started = time.perf_counter()
         with one_snapshot(imported=snapshot_id):
             summaries = InputSummaries.read(codes)
+            summarized = time.perf_counter()
             cohort = load_cohort(codes)
-        read = time.perf_counter() - started
+        read = time.perf_counter()
         result = compute_centers(cohort, codes, job, summaries)
-        result.seconds["read"] += read
+        result.seconds["fingerprints"] += summarized - started
+        result.seconds["read"] += read - summarized
         return result
 
     return in_own_connection(read_and_compute)
