@@ -16,4 +16,4 @@ RUN DJANGO_SECRET_KEY=build python manage.py collectstatic --noinput -v0 \
     && useradd --system --home /app registry && mkdir -p /app/var && chown registry /app/var
 USER registry
 EXPOSE 8000
-CMD ["gunicorn", "registry.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
+CMD ["gunicorn", "--config", "gunicorn.conf.py", "registry.wsgi:application"]

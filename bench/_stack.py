@@ -6,8 +6,9 @@
   cluster (``initdb`` in a temporary directory, its own port) that ``faults.py`` may stop and
   restart without touching anyone else's databases;
 - Redis: a private ``redis-server`` on a free port (the Celery broker), never the shared one;
-- the web app under gunicorn as docker-compose.yml runs it (``--workers 3``, DEBUG off, a
-  real secret key, collected static files served by WhiteNoise), a Celery worker
+- the web app under gunicorn as docker-compose.yml runs it (gunicorn.conf.py: (2 × CPUs) + 1
+  sync workers; DEBUG off, a real secret key, collected static files served by WhiteNoise), a
+  Celery worker
   (``--concurrency 2``) and Celery beat;
 - seed data: centers with lab ranges, a synthetic cohort (registry/clinical/synthetic.py),
   investigator and PI accounts (PIs with a confirmed TOTP device) and first snapshots.
@@ -25,6 +26,7 @@ stack's environment):
 import argparse
 import json
 import os
+import runpy
 import secrets
 import shutil
 import signal
@@ -46,6 +48,11 @@ PG_BIN = Path("/usr/lib/postgresql") / (
 
 def log(message):
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def configured_gunicorn_workers():
+    """The number of workers gunicorn.conf.py gives on this machine (what production runs)."""
+    return runpy.run_path(str(ROOT / "gunicorn.conf.py"))["workers"]
 
 
 def free_port():
@@ -260,7 +267,7 @@ class Redis:
 class Stack:
     """Database, broker, gunicorn, Celery worker and beat for one benchmark run."""
 
-    def __init__(self, *, name, database, private_postgres=False, gunicorn_workers=3,
+    def __init__(self, *, name, database, private_postgres=False, gunicorn_workers=None,
                  worker_concurrency=2, beat=True):
         self.name = name
         self.database = database
@@ -268,7 +275,7 @@ class Stack:
         self.postgres = Postgres(private=private_postgres)
         self.redis = Redis(self.workdir)
         self.port = free_port()
-        self.gunicorn_workers = gunicorn_workers
+        self.gunicorn_workers = gunicorn_workers or configured_gunicorn_workers()
         self.worker_concurrency = worker_concurrency
         self.with_beat = beat
         self.web = self.worker = self.beat = None
@@ -345,9 +352,9 @@ class Stack:
 
     def start_web(self):
         self.web = self._spawn("web", [
-            str(BIN / "gunicorn"), "registry.wsgi:application", "--bind", f"127.0.0.1:{self.port}",
-            "--workers", str(self.gunicorn_workers), "--access-logfile",
-            str(self.workdir / "access.log"),
+            str(BIN / "gunicorn"), "--config", "gunicorn.conf.py", "registry.wsgi:application",
+            "--bind", f"127.0.0.1:{self.port}", "--workers", str(self.gunicorn_workers),
+            "--access-logfile", str(self.workdir / "access.log"),
             # Not the production command's: request time in the access log, and a control
             # socket of our own (the default path is shared by every gunicorn of the user).
             "--access-logformat", '%(h)s %(t)s "%(r)s" %(s)s %(b)s %(M)sms',

@@ -5,8 +5,8 @@
 Sets up its own stack on this machine (bench/_stack.py): a dedicated database
 ``registry_load`` on the PostgreSQL server at 127.0.0.1:5432 (created, migrated, seeded with
 centers, accounts and a synthetic cohort), a private Redis, gunicorn as in docker-compose.yml
-(3 workers, DEBUG off, a real secret key, collected static files), a Celery worker
-(concurrency 2) and Celery beat. Then, with locust (as a library, headless):
+(gunicorn.conf.py's workers, DEBUG off, a real secret key, collected static files), a Celery
+worker (concurrency 2) and Celery beat. Then, with locust (as a library, headless):
 
 - investigators (``--users`` minus ``--pis``, spread over the centers) log in through the
   login form (CSRF), open their center's patient list, open a patient, open the visit form
@@ -725,7 +725,8 @@ def parse_args(argv=None, description=__doc__, users=50, duration=60, extend=Non
     parser.add_argument("--centers", type=int, default=10)
     parser.add_argument("--patients-per-center", type=int, default=150)
     parser.add_argument("--database", default=None)
-    parser.add_argument("--gunicorn-workers", type=int, default=3, help="as docker-compose.yml")
+    parser.add_argument("--gunicorn-workers", type=int, default=None,
+                        help="default: as gunicorn.conf.py, (2 × CPUs) + 1")
     parser.add_argument("--worker-concurrency", type=int, default=2, help="as docker-compose.yml")
     parser.add_argument("--collectstatic", action="store_true",
                         help="collect static files even when staticfiles/ is up to date")

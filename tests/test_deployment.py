@@ -1,5 +1,6 @@
 """The production stack's files: docker-compose.yml validated offline (no Docker engine here)."""
 import os
+import runpy
 import subprocess
 from pathlib import Path
 
@@ -58,3 +59,16 @@ def test_worker_and_beat_run_celery_against_redis(services):
     assert services["worker"]["command"][:4] == ["celery", "-A", "registry", "worker"]
     assert services["beat"]["command"][:4] == ["celery", "-A", "registry", "beat"]
     assert services["worker"]["environment"]["CELERY_BROKER_URL"].startswith("redis://redis:")
+
+
+def test_the_web_server_takes_its_settings_from_gunicorn_conf(services, monkeypatch):
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "gunicorn --config gunicorn.conf.py registry.wsgi:application" in services["web"]["command"]
+    assert '"gunicorn", "--config", "gunicorn.conf.py", "registry.wsgi:application"' in dockerfile
+    assert "--workers" not in services["web"]["command"] + dockerfile
+
+    conf = ROOT / "gunicorn.conf.py"
+    monkeypatch.delenv("WEB_CONCURRENCY", raising=False)
+    assert runpy.run_path(str(conf))["workers"] == 2 * len(os.sched_getaffinity(0)) + 1
+    monkeypatch.setenv("WEB_CONCURRENCY", "4")
+    assert runpy.run_path(str(conf))["workers"] == 4

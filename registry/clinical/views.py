@@ -81,15 +81,24 @@ class CenterHomeView(LoginRequiredMixin, ListView):
         query = self.request.GET.get("q", "").strip()
         if query:
             patients = patients.filter(code__icontains=query)
-        # Only what the list shows (last visit, current treatment, what is missing): the visits'
-        # dates, not their ~45 columns, and none of the patient page's other records.
+        # Only what the list shows (last visit, current treatment, what is missing): the episodes
+        # with their dose changes here, the visits' dates in paginate_queryset, and none of the
+        # patient page's other records. Dose changes unordered: they are sorted in Python, and
+        # their default ordering (by patient code) joined two tables and sorted in the database.
         return patients.select_related("center").prefetch_related(
             Prefetch(
                 "episodes",
-                queryset=TreatmentEpisode.objects.prefetch_related("dose_changes").order_by("start_date"),
+                queryset=TreatmentEpisode.objects.prefetch_related(
+                    Prefetch("dose_changes", queryset=DoseChange.objects.order_by())
+                ).order_by("start_date"),
             ),
-            Prefetch("visits", queryset=Visit.objects.only("pk", "patient_id", "date")),
         ).order_by("code")
+
+    def paginate_queryset(self, queryset, page_size):
+        """The page's patients, with their visit dates read in one query."""
+        paginator, page, patients, is_paginated = super().paginate_queryset(queryset, page_size)
+        page.object_list = Patient.with_visit_dates(patients)
+        return paginator, page, page.object_list, is_paginated
 
     def get_context_data(self, **kwargs):
         return super().get_context_data(

@@ -1,3 +1,5 @@
+from collections import defaultdict
+
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import IntegrityError, models, transaction
@@ -11,6 +13,7 @@ from registry.core.choices import AD_SUBTYPE_CHOICES, DRUG_CHOICES, REASON_CHOIC
 from registry.core.fields import CodeListField
 
 from .base import ClinicalRecord, date_order_error, not_in_future
+from .visits import Visit
 
 
 #: Windows for the "what is missing" column (endpoints.md: baseline from day −30, M3 = days 46–136).
@@ -121,8 +124,9 @@ class Patient(ClinicalRecord):
         raise IntegrityError("could not allocate a patient code")
 
     # The patient page and the center list read the following on prefetched relations
-    # (``episodes__dose_changes``, ``visits``, ``adverse_events``), so a page costs a fixed
-    # number of queries whatever the number of patients.
+    # (``episodes__dose_changes``, ``visits``, ``adverse_events``; the list: visit dates from
+    # ``with_visit_dates``), so a page costs a fixed number of queries whatever the number of
+    # patients.
 
     def timeline(self):
         """(date, kind, record) for every episode start and stop, dose change, visit and event,
@@ -143,14 +147,37 @@ class Patient(ClinicalRecord):
         ongoing = [episode for episode in self.episodes.all() if episode.is_ongoing]
         return max(ongoing, key=lambda episode: episode.start_date, default=None)
 
+    @classmethod
+    def with_visit_dates(cls, patients):
+        """``patients`` as a list, each given the dates of its visits from one query.
+
+        The patient list shows only these dates: prefetching the visits built ~7 Visit objects
+        per patient (~10 µs each with their other columns deferred), a third of the list's CPU.
+        """
+        patients = list(patients)
+        dates = defaultdict(list)
+        rows = Visit.objects.filter(patient__in=patients).order_by().values_list("patient_id", "date")
+        for patient_id, day in rows:
+            dates[patient_id].append(day)
+        for patient in patients:
+            patient._visit_dates = dates[patient.pk]
+        return patients
+
+    def visit_dates(self):
+        """The dates of the patient's visits, unordered (from ``with_visit_dates`` when the
+        list read them, else from the prefetched visits)."""
+        if hasattr(self, "_visit_dates"):
+            return self._visit_dates
+        return [visit.date for visit in self.visits.all()]
+
     @property
     def last_visit(self):
-        return max((visit.date for visit in self.visits.all()), default=None)
+        return max(self.visit_dates(), default=None)
 
     def missing_items(self, today=None):
         """What the center should chase for this patient, in a monitor's words."""
         today = today or timezone.localdate()
-        visit_dates = [visit.date for visit in self.visits.all()]
+        visit_dates = self.visit_dates()
         episodes = list(self.episodes.all())
         missing = [] if episodes else [_("no treatment episode")]
         for episode in episodes:
