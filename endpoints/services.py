@@ -750,10 +750,11 @@ def run_recompute(scope):
     return snapshot
 
 
-def requeue_pending_scopes():
+def requeue_pending_scopes(lost_after=LOST_TASK_SECONDS):
     """Queue scopes whose changes are pending with no live task (broker was down, a worker
-    died before acknowledging, a message was lost)."""
-    lost_before = timezone.now() - timedelta(seconds=LOST_TASK_SECONDS)
+    died before acknowledging, a message was lost): those queued more than ``lost_after``
+    seconds ago, or not queued at all."""
+    lost_before = timezone.now() - timedelta(seconds=lost_after)
     stale = RecomputeState.objects.filter(pending_changes__gt=0).exclude(queued_at__gt=lost_before)
     scopes = list(stale.values_list("scope", flat=True))
     for scope in scopes:

@@ -1,5 +1,6 @@
 """Celery tasks: thin wrappers around ``endpoints.services``."""
 from celery import shared_task
+from celery.signals import worker_ready
 
 from endpoints import services
 
@@ -24,3 +25,18 @@ def recompute_all_scopes():
 def requeue_pending_scopes():
     """Every minute: queue scopes whose changes wait with no live task."""
     return services.requeue_pending_scopes()
+
+
+@worker_ready.connect
+def requeue_pending_at_start(**kwargs):
+    """A worker (re)starting, connected to the broker: whatever is pending is queued now.
+
+    After a worker is killed, the tasks it had taken are gone with it until the broker's
+    visibility timeout; after a broker restart that lost its queue, so are the queued ones.
+    Their scopes still look queued, so the minute sweep would wait ``LOST_TASK_SECONDS``
+    first. A task queued twice costs one fingerprint check.
+    """
+    try:
+        services.requeue_pending_scopes(lost_after=0)
+    except Exception:  # noqa: BLE001 - never keep the worker from starting; the sweep remains
+        services.logger.exception("could not requeue the pending recomputes at worker start")

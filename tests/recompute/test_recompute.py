@@ -3,6 +3,7 @@ from datetime import date
 
 import pytest
 from celery.signals import task_prerun
+from django.utils import timezone
 
 from endpoints import services
 from endpoints.models import POOLED, RecomputeState, Snapshot
@@ -124,3 +125,17 @@ def test_a_broker_outage_leaves_the_change_pending_for_the_sweep(center_a, monke
 def test_the_nightly_run_computes_every_scope_from_one_read(episode_a, center_b):
     scopes = set(services.recompute_all_scopes())
     assert scopes == {POOLED, "fr-tls", "es-bcn"}
+
+
+def test_a_starting_worker_queues_scopes_whose_tasks_were_taken_by_a_dead_one(center_a, monkeypatch):
+    from celery.signals import worker_ready
+
+    import endpoints.tasks  # noqa: F401 - connects the handler, as the worker's autodiscovery does
+
+    queued = []
+    RecomputeState.objects.create(scope="fr-tls", pending_changes=2, queued_at=timezone.now())
+    RecomputeState.objects.create(scope="es-bcn", pending_changes=0)
+    monkeypatch.setattr(services, "enqueue_recompute", queued.append)
+    assert services.requeue_pending_scopes() == []  # queued a moment ago: not lost yet for the sweep
+    worker_ready.send(sender=None)
+    assert queued == ["fr-tls"]
