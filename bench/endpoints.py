@@ -306,6 +306,57 @@ def peak_rss_mb():
     return round(own), round(children)
 
 
+def _pss_kb(pid):
+    """Proportional set size of a process (shared pages divided among their sharers)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as rollup:
+            for line in rollup:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:  # the process is gone
+        pass
+    return 0
+
+
+def _descendants(pid):
+    found = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as children:
+                for child in children.read().split():
+                    found += [int(child), *_descendants(int(child))]
+    except OSError:
+        pass
+    return found
+
+
+@contextmanager
+def peak_total_memory(interval=0.05):
+    """The peak, sampled every ``interval`` s, of the summed proportional set sizes of this
+    process and its descendants (the forked parts): what the recompute holds in memory at
+    once, pages shared between the processes counted once. ``result["mb"]`` after the
+    block (0 where /proc has no smaps_rollup)."""
+    import threading
+
+    result = {"mb": 0}
+    done = threading.Event()
+
+    def sample():
+        me = os.getpid()
+        while not done.is_set():
+            total = sum(_pss_kb(pid) for pid in [me, *_descendants(me)])
+            result["mb"] = max(result["mb"], round(total / 1024))
+            done.wait(interval)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        yield result
+    finally:
+        done.set()
+        sampler.join()
+
+
 @contextmanager
 def timed_calls(module, names, totals):
     """Wrap ``module.<name>`` functions to add their wall time to ``totals[name]``."""
@@ -406,7 +457,7 @@ def measure_all(_args):
 
     services.store_pooled = timed_store_pooled
     try:
-        with timed_services() as parts:
+        with timed_services() as parts, peak_total_memory() as memory:
             started = time.perf_counter()
             scopes = services.recompute_all_scopes()
             total = time.perf_counter() - started
@@ -418,7 +469,7 @@ def measure_all(_args):
         "parts_s": seen["parts_done"] - started, "pooled_s": seen["pooled_s"],
         "gc_s": parts.get("gc_s", 0.0), "part_count": len(seen["parts"]),
         "scopes": len(scopes), "rss_before_mb": rss_before, "peak_rss_mb": own,
-        "peak_rss_worker_mb": children,
+        "peak_rss_worker_mb": children, "peak_total_pss_mb": memory["mb"],
     }
     for phase in ("fingerprints", "read", "facts", "aggregate", "store"):
         # The slowest part's figure: the parts run side by side.
@@ -725,7 +776,7 @@ def main():
                       "side, then the pooled scope)", results["all"], [
             ("total_s", "total"),
             ("parts_s", "  the parts (read, compute, store their centers)"),
-            ("part_fingerprints_s", "    slowest part: fingerprint inputs"),
+            ("part_fingerprints_s", "    slowest part: wait for its fingerprints (read beside)"),
             ("part_read_s", "    slowest part: read (load_cohort)"),
             ("part_facts_s", "    slowest part: facts, completeness, counts"),
             ("part_aggregate_s", "    slowest part: aggregate its centers"),
@@ -733,8 +784,9 @@ def main():
             ("pooled_s", "  the pooled scope (merge, aggregate, store)"),
             ("gc_s", "cyclic GC in this process (included above)"),
         ])
-        print_figures("Peak memory of the all-scopes recompute (ru_maxrss)", results["all"], [
-            ("peak_rss_mb", "process (parent)"),
+        print_figures("Peak memory of the all-scopes recompute", results["all"], [
+            ("peak_total_pss_mb", "all its processes at once (summed PSS)"),
+            ("peak_rss_mb", "process (parent, ru_maxrss)"),
             ("peak_rss_worker_mb", "largest forked part"),
             ("rss_before_mb", "process before the recompute"),
         ], unit="MB")

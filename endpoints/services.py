@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import timedelta
 from functools import partial
@@ -324,17 +325,29 @@ def _centers_in_child(codes, *, job, snapshot_id):
         # free, and its passes over millions of records would cost seconds.
         gc.disable()
         started = time.perf_counter()
-        with one_snapshot(imported=snapshot_id):
-            summaries = InputSummaries.read(codes)
-            summarized = time.perf_counter()
-            cohort = load_cohort(codes)
-        read = time.perf_counter()
+        # The fingerprints' grouped queries are the database's work: they run on a second
+        # connection (same snapshot) while this one reads the records.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            summaries = pool.submit(_summaries_in_snapshot, codes, snapshot_id)
+            with one_snapshot(imported=snapshot_id):
+                cohort = load_cohort(codes)
+            read = time.perf_counter()
+            summaries = summaries.result()
+        summarized = time.perf_counter()
         result = compute_centers(cohort, codes, job, summaries)
-        result.seconds["fingerprints"] += summarized - started
-        result.seconds["read"] += read - summarized
+        result.seconds["read"] += read - started
+        result.seconds["fingerprints"] += summarized - read  # the wait for them, if any
         return result
 
     return in_own_connection(read_and_compute)
+
+
+def _summaries_in_snapshot(codes, snapshot_id):
+    try:
+        with one_snapshot(imported=snapshot_id):
+            return InputSummaries.read(codes)
+    finally:
+        connections.close_all()  # this thread's own
 
 
 def in_own_connection(function):
