@@ -3,7 +3,8 @@
 A 100,000-patient recompute reads about a million rows, and per-row Python work and memory
 are most of its cost (bench/endpoints.py measures it). So:
 
-- reads use ``values_list`` (no model instances), decimals are cast to floats in SQL;
+- reads use ``values_list`` (no model instances), decimals are cast to floats in SQL, and on
+  PostgreSQL the rows come in binary format (:func:`binary_rows`);
 - tables are read on their own, without joins: rows carry ``patient_id`` / ``episode_id``,
   mapped to codes in Python, so every record of a patient shares one code string;
 - a scoped read filters on center ids (no join to the center table);
@@ -14,9 +15,10 @@ are most of its cost (bench/endpoints.py measures it). So:
 - the large tables are fetched in chunks (a server-side cursor on PostgreSQL), so the raw
   rows never all sit in memory beside the records built from them;
 - identical checklists, and empty lab panels, are one shared dict (records are read-only);
-- equal lab values, decimal scores and dates are one shared object each: values have two
-  decimals in a narrow range and dates a few thousand days, so most repeat, and a float or a
-  date object per value was about a fifth of the cohort's memory;
+- equal decimal scores and dates are one shared object each (scores have one decimal in a
+  narrow range, dates a few thousand days, so most repeat). Lab values were shared too; a
+  dict lookup per value cost more time than the memory it saved was worth once the nightly
+  run read in two processes;
 - the cyclic garbage collector is paused while the records are built: they hold no cycles,
   and left on it would traverse the growing cohort again and again. One collection at the
   end moves them to the oldest generation at once; without it the millions of new objects
