@@ -115,7 +115,7 @@ class FaultRun:
 
     def snapshot_state(self):
         rows = self.query(
-            "SELECT scope, jsonb_array_length(rows), visits, computed_at FROM endpoints_snapshot ORDER BY scope"
+            "SELECT scope, json_array_length(rows), visits, computed_at FROM endpoints_snapshot ORDER BY scope"
         ) or []
         return {scope: {"rows": n, "visits": visits, "computed_at": str(at)} for scope, n, visits, at in rows}
 
