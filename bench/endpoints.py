@@ -331,8 +331,9 @@ def _descendants(pid):
 
 
 @contextmanager
-def peak_total_memory(interval=0.05):
-    """The peak, sampled every ``interval`` s, of the summed proportional set sizes of this
+def peak_total_memory(interval=0.5):
+    """The peak, sampled every ``interval`` s (reading smaps_rollup takes the target's memory
+    map lock: sampled often, it slows the parts' allocations), of the summed proportional set sizes of this
     process and its descendants (the forked parts): what the recompute holds in memory at
     once, pages shared between the processes counted once. ``result["mb"]`` after the
     block (0 where /proc has no smaps_rollup)."""
