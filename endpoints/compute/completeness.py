@@ -32,6 +32,9 @@ from .timeline import BASELINE_LOOKBACK_DAYS, WINDOW_DAYS
 from .vocabulary import SCORE_CODES
 
 _recorded = partial(is_not, None)
+#: scores tuple -> which are recorded (a map object, made into a tuple by the caller)
+_recorded_of = partial(map, _recorded)
+_date_of = attrgetter("date")
 
 #: The key of the row that sums every center of the scope.
 TOTAL = "*"
@@ -107,13 +110,13 @@ def completeness(cohort: Cohort, today: date, center_of=None) -> list[Completene
         row.patients += 1
         visits = cohort.visits.get(patient_code) or []
         row.visits += len(visits)
-        for visit in visits:
-            score_patterns[key][tuple(map(_recorded, scores_of(visit)))] += 1
+        # Which scores each visit records, tallied without a Python-level step per visit.
+        score_patterns[key].update(map(tuple, map(_recorded_of, map(scores_of, visits))))
         episodes = episodes_of.get(patient_code, ())
         if not episodes:
             row.patients_without_episode.append(patient_code)
             continue
-        ordinals = [visit.date.toordinal() for visit in visits]
+        ordinals = list(map(date.toordinal, map(_date_of, visits)))
         for episode in episodes:
             row.episodes += 1
             start = episode.start_date.toordinal()
