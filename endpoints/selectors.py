@@ -42,7 +42,15 @@ from functools import reduce
 import psycopg
 from django.db import connection, transaction
 from django.db.models import (
-    BigIntegerField, Case, ExpressionWrapper, F, Field, FloatField, TextField, Value, When,
+    BigIntegerField,
+    Case,
+    ExpressionWrapper,
+    F,
+    Field,
+    FloatField,
+    TextField,
+    Value,
+    When,
 )
 from django.db.models.functions import Cast
 

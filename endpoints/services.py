@@ -362,7 +362,7 @@ def in_own_connection(function):
     def run():
         try:
             outcome["result"] = function()
-        except BaseException as error:  # re-raised in the calling thread
+        except BaseException as error:  # noqa: BLE001 - re-raised in the calling thread
             outcome["error"] = error
         finally:
             connections.close_all()

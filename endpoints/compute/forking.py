@@ -68,7 +68,7 @@ def forked_map(function: Callable[[Any], Any], parts: Sequence, *, first_here: b
                 os.close(read_end)
                 try:
                     payload = pickle.dumps(("ok", function(part)), protocol=pickle.HIGHEST_PROTOCOL)
-                except BaseException:  # the work, or pickling its result
+                except BaseException:  # noqa: BLE001 - the work, or pickling its result: reported here
                     payload = pickle.dumps(("error", traceback.format_exc()))
                 with os.fdopen(write_end, "wb") as pipe:
                     pipe.write(payload)
@@ -90,7 +90,7 @@ def forked_map(function: Callable[[Any], Any], parts: Sequence, *, first_here: b
             try:
                 with os.fdopen(read_end, "rb") as pipe:
                     status, payload = pickle.load(pipe)
-            except Exception as error:  # the child died before it could report
+            except Exception as error:  # noqa: BLE001 - the child died before it could report
                 status, payload = "error", repr(error)
             os.waitpid(pid, 0)
             if status == "ok":

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import csv
 import gc
-from contextlib import contextmanager
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 

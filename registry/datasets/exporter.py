@@ -79,13 +79,13 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import EmptyResultSet
-from django.db import connection, models, transaction
+from django.db import connection, models
 from django.db.models import Exists, F, Func, OuterRef, Q, Value
 from django.db.models.functions import NullIf
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from endpoints.selectors import one_snapshot
+from endpoints.selectors import export_snapshot, one_snapshot
 from registry.centers.models import Center, LabRange
 from registry.clinical.models import Patient, TreatmentEpisode
 from registry.core.fields import CodeListField
@@ -660,9 +660,7 @@ class _CopyPart(threading.Thread):
         from django.db import connection as own  # this thread's connection
 
         try:
-            with transaction.atomic(), own.cursor() as cursor:
-                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                cursor.execute(f"SET TRANSACTION SNAPSHOT '{self.snapshot}'")
+            with one_snapshot(imported=self.snapshot), own.cursor() as cursor:
                 for setting in SESSION_SETTINGS:
                     cursor.execute(setting)
                 with open(self.path, "wb") as sink, cursor.cursor.copy(self.statement) as copy:
@@ -1030,9 +1028,8 @@ def export_bundle(
                     with connection.cursor() as cursor:
                         for setting in SESSION_SETTINGS:
                             cursor.execute(setting)
-                        if own_transaction and COPY_STREAMS > 1:
-                            cursor.execute("SELECT pg_export_snapshot()")
-                            snapshot_id = cursor.fetchone()[0]
+                    if own_transaction and COPY_STREAMS > 1:
+                        snapshot_id = export_snapshot()
                 scope = Scope(options, user, batched=not snapshot, snapshot_id=snapshot_id)
                 result.center_codes = scope.center_codes
                 plans = [TablePlan(spec, free_text=options.free_text) for spec in FILES]
