@@ -178,25 +178,21 @@ def row_as_dict(row):
     return {name: getattr(row, name) for name in row.__slots__}
 
 
-def cohort_counts(cohort, center_codes=None):
-    """(patients, episodes, visits) of some centers (None: all) of the cohort."""
-    return scope_counts(counts_by_center(cohort), center_codes)
-
-
-def counts_by_center(cohort):
-    """center code -> (patients, episodes, visits), from one pass over the cohort (the
-    nightly run sums any scope's counts from it instead of walking the cohort per scope)."""
+def counts_by_center(cohort, key_of=None):
+    """center code -> (patients, episodes, visits), from one pass over the cohort (a scope's
+    counts are summed from it). ``key_of``: the key a patient counts under instead of its
+    center code (the enrolment-year pseudo-centers)."""
     counts = {}
-    center_of = {}
-    for patient in cohort.patients.values():
-        center_of[patient.code] = patient.center_code
-        patients, episodes, visits = counts.get(patient.center_code, (0, 0, 0))
-        counts[patient.center_code] = (patients + 1, episodes, visits + len(cohort.visits.get(patient.code, ())))
+    key_of_patient = {}
+    for code, patient in cohort.patients.items():
+        key = key_of_patient[code] = patient.center_code if key_of is None else key_of(patient)
+        patients, episodes, visits = counts.get(key, (0, 0, 0))
+        counts[key] = (patients + 1, episodes, visits + len(cohort.visits.get(code, ())))
     for episode in cohort.episodes:
-        center = center_of.get(episode.patient_code)
-        if center is not None:
-            patients, episodes, visits = counts[center]
-            counts[center] = (patients, episodes + 1, visits)
+        key = key_of_patient.get(episode.patient_code)
+        if key is not None:
+            patients, episodes, visits = counts[key]
+            counts[key] = (patients, episodes + 1, visits)
     return counts
 
 
@@ -209,32 +205,27 @@ def scope_counts(by_center, center_codes=None):
 
 
 def recompute_scope(scope, *, force=False):
-    """Recompute one scope (a center code or ``POOLED``) into its snapshot."""
+    """Recompute one scope (a center code or ``POOLED``) into its snapshot, unless its inputs
+    have not changed since the stored one.
+
+    A center is computed as one part of the nightly run would compute it. The pool is summed
+    from every center's facts the way the nightly run sums it (in parallel parts for a large
+    registry); the centers' own snapshots are then stored again only where their inputs
+    changed.
+    """
     read_at = timezone.now()
-    fingerprint = inputs_fingerprint(scope)
+    method = StudySettings.current().quantile_method
+    summaries = InputSummaries.read(center_codes_of(scope))
+    fingerprint = fingerprints_from(summaries, [scope], method)[scope]
     current = Snapshot.objects.filter(scope=scope).only("fingerprint").first()
     if current and current.fingerprint == fingerprint and not force:
         return current
-    if scope == POOLED and clinical.Patient.objects.count() >= PARTITION_MIN_PATIENTS:
-        # The pool of a large registry: summed from every center's facts, the centers in
-        # parallel parts, as the nightly run does; the centers' own snapshots are stored
-        # again only where their inputs changed.
+    if scope == POOLED:
         recompute_all_scopes(refresh_centers=False)
-        return Snapshot.objects.defer("rows", "rows_by_enrolment_year").get(scope=POOLED)
-    method = StudySettings.current().quantile_method
-    started = time.perf_counter()
-    cohort = load_cohort(center_codes_of(scope))
-    # One fact pass, keyed by (center, enrolment year), serves the scope's rows, every year's
-    # rows and the pooled per-center breakdown.
-    by_year = by_enrolment_year(cohort)
-    facts = episode_facts(cohort, center_of=by_year.key_of)
-    rows = aggregate(facts, by_year.keys(None), quantile_method=method)
-    extras = dashboard_extras(cohort, scope, by_year, facts, quantile_method=method)
-    duration_ms = round((time.perf_counter() - started) * 1000)
-    return store_snapshot(
-        scope, rows, read_at=read_at, fingerprint=fingerprint, method=method,
-        duration_ms=duration_ms, counts=cohort_counts(cohort), extras=extras,
-    )
+    else:
+        job = CentersJob(read_at, method, timezone.localdate(), time.perf_counter())
+        compute_centers(load_cohort([scope]), [scope], job, summaries)
+    return Snapshot.objects.defer("rows", "rows_by_enrolment_year").get(scope=scope)
 
 
 #: From this many patients the nightly run splits the centers between processes.
@@ -319,7 +310,7 @@ def recompute_all_scopes(*, workers=None, refresh_centers=True):
 
 
 def _centers_in_child(codes, *, job, snapshot_id):
-    """A forked part of the nightly run: its own connection, the parent's snapshot."""
+    """A forked part of the nightly run: its own connections, the parent's snapshot."""
     def read_and_compute():
         # This process ends when its part is done: nothing for the cyclic collector to
         # free, and its passes over millions of records would cost seconds.
@@ -328,7 +319,7 @@ def _centers_in_child(codes, *, job, snapshot_id):
         # The fingerprints' grouped queries are the database's work: they run on a second
         # connection (same snapshot) while this one reads the records.
         with ThreadPoolExecutor(max_workers=1) as pool:
-            summaries = pool.submit(_summaries_in_snapshot, codes, snapshot_id)
+            summaries = pool.submit(with_own_connections, partial(_summaries_in_snapshot, codes, snapshot_id))
             with one_snapshot(imported=snapshot_id):
                 cohort = load_cohort(codes)
             read = time.perf_counter()
@@ -339,40 +330,25 @@ def _centers_in_child(codes, *, job, snapshot_id):
         result.seconds["fingerprints"] += summarized - read  # the wait for them, if any
         return result
 
-    return in_own_connection(read_and_compute)
+    # Django keeps one connection per thread: a forked process must not use the one it
+    # inherited (its socket is the parent's), and a new thread never sees it.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(with_own_connections, read_and_compute).result()
 
 
 def _summaries_in_snapshot(codes, snapshot_id):
+    with one_snapshot(imported=snapshot_id):
+        return InputSummaries.read(codes)
+
+
+def with_own_connections(function):
+    """``function()``, then this thread's database connections closed: for work handed to a
+    thread of its own (Django opens one connection per thread, and nothing else closes
+    them)."""
     try:
-        with one_snapshot(imported=snapshot_id):
-            return InputSummaries.read(codes)
+        return function()
     finally:
-        connections.close_all()  # this thread's own
-
-
-def in_own_connection(function):
-    """``function()`` in a thread of its own, so on a database connection of its own.
-
-    Django keeps one connection per thread: a forked process must not use the one it
-    inherited (its socket is the parent's), and a new thread never sees it. The thread's
-    connections are closed when it ends.
-    """
-    outcome = {}
-
-    def run():
-        try:
-            outcome["result"] = function()
-        except BaseException as error:  # noqa: BLE001 - re-raised in the calling thread
-            outcome["error"] = error
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=run, name="recompute-part")
-    thread.start()
-    thread.join()
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["result"]
+        connections.close_all()
 
 
 def compute_centers(cohort, codes, job, summaries):
@@ -398,7 +374,7 @@ def compute_centers(cohort, codes, job, summaries):
         years = by_enrolment_year(cohort)
         facts = episode_facts(cohort, workers=1, center_of=years.key_of)
         facts.finish()
-        checks = CompletenessByCenter(cohort, job.today)
+        checks = CompletenessByCenter.of_cohort(cohort, job.today)
         counts = counts_by_center(cohort)
         del cohort
         lap("facts")
@@ -449,7 +425,7 @@ def store_pooled(results, job):
         extras = DashboardExtras(
             rows_by_year=dict(zip(year_list, scope_rows[1:])),
             year_counts=years.counts(None),
-            completeness=CompletenessByCenter.from_rows(checks).of(None),
+            completeness=CompletenessByCenter(checks).of(None),
             center_breakdown=sorted(breakdown, key=lambda entry: entry["center"]),
         )
         return store_snapshot(
@@ -513,19 +489,13 @@ def by_enrolment_year(cohort):
     """
     keys = {}
     parts = {}
-    key_counts = {}
     for code, patient in cohort.patients.items():
         year = enrolment_year(patient)
         keys[code] = key = f"{patient.center_code}{YEAR_SEPARATOR}{year}"
         parts[key] = (patient.center_code, year)
-        patients, episodes, visits = key_counts.get(key, (0, 0, 0))
-        key_counts[key] = (patients + 1, episodes, visits + len(cohort.visits.get(code, ())))
-    for episode in cohort.episodes:
-        key = keys.get(episode.patient_code)
-        if key is not None:
-            patients, episodes, visits = key_counts[key]
-            key_counts[key] = (patients, episodes + 1, visits)
-    return EnrolmentYears(parts, key_counts, keys)
+    years = EnrolmentYears(parts, {}, keys)
+    years.key_counts = counts_by_center(cohort, key_of=years.key_of)
+    return years
 
 
 @dataclasses.dataclass
@@ -580,17 +550,16 @@ class EnrolmentYears:
 
 
 class CompletenessByCenter:
-    """Completeness rows of every center, from one pass; any scope's rows are picked."""
+    """Completeness rows of every center; any scope's rows are picked."""
 
-    def __init__(self, cohort, today):
-        self.by_center = {row.center: row for row in completeness(cohort, today)[:-1]}
+    def __init__(self, by_center):
+        #: center code -> its CompletenessRow
+        self.by_center = dict(by_center)
 
     @classmethod
-    def from_rows(cls, by_center):
-        """From the rows of several parts' :attr:`by_center`."""
-        checks = cls.__new__(cls)
-        checks.by_center = dict(by_center)
-        return checks
+    def of_cohort(cls, cohort, today):
+        """Every center's row of the cohort, from one pass."""
+        return cls({row.center: row for row in completeness(cohort, today)[:-1]})
 
     def of(self, center_codes):
         """The rows of some centers (None: all) and their total, as the snapshot stores them."""
@@ -600,10 +569,6 @@ class CompletenessByCenter:
         for row in picked:
             total.add(row)
         return completeness_dicts([*picked, total])
-
-
-def completeness_by_center(cohort):
-    return CompletenessByCenter(cohort, timezone.localdate())
 
 
 def center_breakdown(rows_by_center, counts_by_center):
@@ -621,27 +586,6 @@ def center_breakdown(rows_by_center, counts_by_center):
                 entry[key] = {"n": row["n"], "count": row["count"], "percent": row["percent"]}
         breakdown.append(entry)
     return breakdown
-
-
-def dashboard_extras(cohort, scope, by_year, facts, *, quantile_method):
-    """The per-year rows, completeness and (pooled) per-center breakdown of one scope, from
-    the scope's fact pass keyed by (center, enrolment year)."""
-    checks = completeness_by_center(cohort)
-    extras = DashboardExtras(
-        completeness=checks.of(center_codes_of(scope)), year_counts=by_year.counts()
-    )
-    extras.rows_by_year = by_year.rows_by_year(facts, None, quantile_method)
-    if scope == POOLED:
-        centers = sorted(cohort.centers)
-        center_counts = counts_by_center(cohort)
-        extras.center_breakdown = center_breakdown(
-            {
-                code: aggregate(facts, by_year.keys([code]), quantile_method=quantile_method)
-                for code in centers
-            },
-            {code: scope_counts(center_counts, [code]) for code in centers},
-        )
-    return extras
 
 
 # Triggering ---------------------------------------------------------------------------------
