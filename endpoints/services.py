@@ -25,6 +25,7 @@ from django.db.models import Count, F, Max, Sum, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
+from endpoints.compute import forking
 from endpoints.compute.completeness import TOTAL as COMPLETENESS_TOTAL
 from endpoints.compute.completeness import CompletenessRow, completeness, completeness_dicts
 from endpoints.compute.forking import balanced_parts, can_fork, forked_map, worker_count
@@ -228,10 +229,6 @@ def recompute_scope(scope, *, force=False):
     return Snapshot.objects.defer("rows", "rows_by_enrolment_year").get(scope=scope)
 
 
-#: From this many patients the nightly run splits the centers between processes.
-PARTITION_MIN_PATIENTS = 20_000
-
-
 @dataclasses.dataclass
 class CentersJob:
     """What every part of a nightly run shares."""
@@ -275,7 +272,7 @@ def recompute_all_scopes(*, workers=None, refresh_centers=True):
     sizes = dict(Center.objects.order_by("code").annotate(n=Count("patients")).values_list("code", "n"))
     scopes = [POOLED, *sizes]
     if workers is None:
-        workers = worker_count() if sum(sizes.values()) >= PARTITION_MIN_PATIENTS else 1
+        workers = worker_count() if sum(sizes.values()) >= forking.PARALLEL_MIN_PATIENTS else 1
     parallel = workers > 1 and can_fork() and connection.vendor == "postgresql"
     parallel = parallel and not connection.in_atomic_block  # the snapshot must be ours
     job = CentersJob(

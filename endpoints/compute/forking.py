@@ -15,6 +15,10 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
+#: Below this many patients a second process costs more than it saves (the fact pass, the
+#: nightly run's parts).
+PARALLEL_MIN_PATIENTS = 20_000
+
 
 def can_fork() -> bool:
     return hasattr(os, "fork")

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 
-from . import adverse_events, baseline, efficacy, escalation, stats
+from . import adverse_events, baseline, efficacy, escalation, forking, stats
 from .forking import balanced_parts, can_fork, forked_map, worker_count
 from .records import Cohort, Episode, Patient
 from .tally import ALL, RESULT_COLUMNS, Cell, ResultRow, TableSpec, table_rows
@@ -124,10 +124,6 @@ def collector_paused():
             gc.enable()
 
 
-#: Below this many patients a second process costs more than it saves.
-PARALLEL_MIN_PATIENTS = 20_000
-
-
 def episode_facts(cohort: Cohort, *, high_dose_limits: Mapping[str, float] | None = None,
                   workers: int | None = None,
                   center_of: Callable[[Patient], str] | None = None) -> CohortFacts:
@@ -143,7 +139,7 @@ def episode_facts(cohort: Cohort, *, high_dose_limits: Mapping[str, float] | Non
 
     ``workers``: processes to split the patients between, whole centers to each (the result
     does not depend on it).
-    None: one per CPU, at most two, for cohorts of ``PARALLEL_MIN_PATIENTS`` or more where
+    None: one per CPU, at most two, for cohorts of ``forking.PARALLEL_MIN_PATIENTS`` or more where
     ``os.fork`` exists; a pooled recompute of the whole registry is the case this is for.
     The children are forked, so they share the cohort without copying it, and they leave with
     ``os._exit``: no atexit handler or inherited database connection is touched. A caller
@@ -152,7 +148,7 @@ def episode_facts(cohort: Cohort, *, high_dose_limits: Mapping[str, float] | Non
     limits = HIGHEST_APPROVED_DOSE_MG if high_dose_limits is None else high_dose_limits
     if workers is None:
         workers = 1
-        if len(cohort.patients) >= PARALLEL_MIN_PATIENTS and can_fork():
+        if len(cohort.patients) >= forking.PARALLEL_MIN_PATIENTS and can_fork():
             workers = worker_count()
     with collector_paused():
         if workers <= 1 or len(cohort.patients) < 2:

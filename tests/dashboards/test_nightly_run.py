@@ -8,6 +8,7 @@ from django.db import connection
 from django.utils import timezone
 
 from endpoints import selectors, services
+from endpoints.compute import forking
 from endpoints.compute.tally import RESULT_COLUMNS
 from endpoints.models import POOLED, Snapshot
 from endpoints.storage import pack_row, unpack_row
@@ -147,12 +148,12 @@ def test_the_pool_of_a_large_registry_is_summed_from_parts_storing_only_changed_
     visit = Visit.objects.filter(patient__center__code="fr-tls", easi=4).first()
     # no longer an EASI75 responder; updated as a save would, without queuing a recompute
     Visit.objects.filter(pk=visit.pk).update(easi=9, updated_at=timezone.now())
-    monkeypatch.setattr(services, "PARTITION_MIN_PATIENTS", 1)
+    monkeypatch.setattr(forking, "PARALLEL_MIN_PATIENTS", 1)
     pooled = services.recompute_scope(POOLED)
     assert Snapshot.objects.get(scope="es-bcn").computed_at == before["es-bcn"]
     assert Snapshot.objects.get(scope="fr-tls").computed_at > before["fr-tls"]
     in_parts = stored(POOLED)
-    monkeypatch.setattr(services, "PARTITION_MIN_PATIENTS", 10**9)
+    monkeypatch.setattr(forking, "PARALLEL_MIN_PATIENTS", 10**9)
     services.recompute_scope(POOLED, force=True)
     assert stored(POOLED) == in_parts
     easi75 = next(row for row in pooled.rows if (row["endpoint"], row["timepoint"], row["group"]) == ("easi75", "m3", "all"))
