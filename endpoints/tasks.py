@@ -1,8 +1,12 @@
 """Celery tasks: thin wrappers around ``endpoints.services``."""
+import logging
+
 from celery import shared_task
 from celery.signals import worker_ready
 
 from endpoints import services
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(
@@ -39,4 +43,4 @@ def requeue_pending_at_start(**kwargs):
     try:
         services.requeue_pending_scopes(lost_after=0)
     except Exception:  # noqa: BLE001 - never keep the worker from starting; the sweep remains
-        services.logger.exception("could not requeue the pending recomputes at worker start")
+        logger.exception("could not requeue the pending recomputes at worker start")
