@@ -12,7 +12,7 @@
 2. Measures, each in a fresh subprocess so that its peak memory is its own, ``--runs`` times:
 
    - ``all``: ``services.recompute_all_scopes()`` (every center in parts side by side, then
-     the pooled scope), with the breakdown fingerprints / parts (each part's read, facts,
+     the pooled scope), with the breakdown parts (each part's read with its fingerprints' summaries, facts,
      aggregate, store) / pooled scope, and peak memory (``ru_maxrss`` of the process, and of
      the largest forked part);
    - ``center``: one visit of a center changes, then ``services.recompute_scope(code)``;
@@ -382,7 +382,7 @@ def timed_calls(module, names, totals):
 
 
 #: services' functions timed for the breakdown (those present in this version of services).
-BREAKDOWN = ("load_cohort", "store_snapshot")
+BREAKDOWN = ("read_cohort", "store_snapshot")
 #: Inside "compute": functions services calls, timed on their own (they nest), so these are
 #: "of which" figures, not a partition.
 COMPUTE_PARTS = ("episode_facts", "aggregate", "by_enrolment_year", "center_breakdown")
@@ -410,7 +410,7 @@ def gc_time(totals):
 
 def breakdown_of(total, parts):
     fingerprint = parts.get("fingerprint", 0.0)
-    read = parts.get("load_cohort", 0.0)
+    read = parts.get("read_cohort", 0.0)
     store = parts.get("store_snapshot", 0.0)
     result = {
         "total_s": total,
@@ -485,11 +485,11 @@ def measure_all(_args):
         "scopes": len(scopes), "rss_before_mb": rss_before, "peak_rss_mb": own,
         "peak_rss_worker_mb": children, "peak_total_pss_mb": memory["mb"],
     }
-    for phase in ("fingerprints", "read", "facts", "aggregate", "store"):
+    for phase in ("read", "facts", "aggregate", "store"):
         # The slowest part's figure: the parts run side by side.
         result[f"part_{phase}_s"] = max(part.get(phase, 0.0) for part in seen["parts"])
     if "read" not in seen["parts"][0]:  # done in this process: timed here
-        result["part_read_s"] = parts.get("load_cohort", 0.0)
+        result["part_read_s"] = parts.get("read_cohort", 0.0)
     return result
 
 
@@ -790,8 +790,7 @@ def main():
                       "side, then the pooled scope)", results["all"], [
             ("total_s", "total"),
             ("parts_s", "  the parts (read, compute, store their centers)"),
-            ("part_fingerprints_s", "    slowest part: wait for its fingerprints (read beside)"),
-            ("part_read_s", "    slowest part: read (load_cohort)"),
+            ("part_read_s", "    slowest part: read (read_cohort, with the fingerprints' summaries)"),
             ("part_facts_s", "    slowest part: facts, completeness, counts"),
             ("part_aggregate_s", "    slowest part: aggregate its centers"),
             ("part_store_s", "    slowest part: store its centers"),

@@ -25,12 +25,17 @@ are most of its cost (bench/endpoints.py measures it). So:
   would be traversed three times as they age through the generations (seconds at 100,000
   patients);
 - on PostgreSQL the reads share one repeatable-read snapshot (one transaction), so rows
-  added between two reads cannot leave, say, an episode without its patient.
+  added between two reads cannot leave, say, an episode without its patient;
+- each row's id and ``updated_at`` come with it, tallied per center into the
+  :class:`InputSummaries` a snapshot's fingerprint is made of (:func:`read_cohort`): six
+  grouped queries beside the read scanned every table again, a second time per part of a
+  nightly run, and were about a sixth of the server's work in it.
 
 Row order is that of the models' ``Meta.ordering`` where the computation can see it: patients
 by code, episodes and adverse events by patient (code), then date and id, visits and dose
 changes by date within their patient or episode.
 """
+import dataclasses
 import gc
 import itertools
 import json
@@ -44,10 +49,13 @@ from django.db import connection, transaction
 from django.db.models import (
     BigIntegerField,
     Case,
+    Count,
     ExpressionWrapper,
     F,
     Field,
     FloatField,
+    Max,
+    Sum,
     TextField,
     Value,
     When,
@@ -78,6 +86,16 @@ CHUNKED_FROM_PATIENTS = 20_000
 NO_ITEMS = frozenset()
 _cursor_numbers = itertools.count(1)
 NO_VALUES = {}
+
+#: Each patient-data model and its path to the center, for the input fingerprint.
+FINGERPRINTED = (
+    (clinical.Patient, "center"),
+    (clinical.PriorTreatment, "patient__center"),
+    (clinical.TreatmentEpisode, "patient__center"),
+    (clinical.DoseChange, "episode__patient__center"),
+    (clinical.Visit, "patient__center"),
+    (clinical.AdverseEvent, "patient__center"),
+)
 
 
 def as_is(expression):
@@ -157,12 +175,84 @@ def binary_rows(queryset, chunked):
 
 def load_cohort(center_codes=None):
     """The records of the given centers (None: every center) as a :class:`Cohort`."""
+    return read_cohort(center_codes)[0]
+
+
+def read_cohort(center_codes=None):
+    """(:class:`Cohort`, :class:`InputSummaries`) of the given centers (None: every center),
+    the summaries tallied from the very rows of the cohort."""
     collecting = gc.isenabled()
     with one_snapshot(), collector_paused():
-        cohort = _load_cohort(center_codes)
+        cohort, summaries = _load_cohort(center_codes)
     if collecting and len(cohort.patients) > CHUNKED_FROM_PATIENTS:
         gc.collect()  # not when the caller has paused it: it will not traverse them
-    return cohort
+    return cohort, summaries
+
+
+@dataclasses.dataclass
+class InputSummaries:
+    """Per center, what the fingerprints are made of: per table the number of records, the
+    sum of their ids and the latest change; and the laboratory ranges. A nightly run's parts
+    tally their centers' while reading them and hand them back, so the pooled fingerprint
+    costs no query; :meth:`read` asks the database (a scope's fingerprint before its read)."""
+
+    #: model name -> center code -> (records, sum of ids, latest updated_at)
+    tables: dict
+    #: (center code, analyte, lower, upper), in center and analyte order
+    ranges: list
+
+    @classmethod
+    def read(cls, codes=None):
+        """The summaries of some centers (None: all), by one grouped query per table."""
+        # Grouped by the center's id (no join to the center table for the whole registry);
+        # some centers are picked by code (the planner then walks their patients' indexes).
+        centers_ = centers.Center.objects.all() if codes is None else centers.Center.objects.filter(code__in=codes)
+        code_of = dict(centers_.values_list("pk", "code"))
+        tables = {}
+        for model, path in FINGERPRINTED:
+            rows = model.objects.all()
+            if codes is not None:
+                rows = rows.filter(**{f"{path}__code__in": codes})
+            tables[model.__name__] = {
+                code_of[center]: (n, ids, latest)
+                for center, n, ids, latest in rows.order_by().values_list(f"{path}_id").annotate(
+                    n=Count("pk"), ids=Sum("pk"), latest=Max("updated_at")
+                ).values_list(f"{path}_id", "n", "ids", "latest")
+                if center in code_of
+            }
+        ranges = centers.LabRange.objects.order_by("center__code", "analyte")
+        if codes is not None:
+            ranges = ranges.filter(center__code__in=codes)
+        return cls(tables, list(ranges.values_list("center__code", "analyte", "lower", "upper")))
+
+    def merge(self, other):
+        for name, by_center in other.tables.items():
+            self.tables.setdefault(name, {}).update(by_center)
+        self.ranges = [*self.ranges, *other.ranges]
+
+
+class ChangeTally:
+    """One table's rows as read, per center: their ids and ``updated_at``, summed up at the
+    end into what :meth:`InputSummaries.read` asks the database for."""
+
+    def __init__(self):
+        self.ids = defaultdict(list)
+        self.times = defaultdict(list)
+
+    def adders(self, center):
+        """(add an id, add an updated_at) of one center, for a loop over its rows."""
+        return self.ids[center].append, self.times[center].append
+
+    def add(self, center, pk, updated_at):
+        self.ids[center].append(pk)
+        self.times[center].append(updated_at)
+
+    def summaries(self):
+        """center -> (records, sum of ids, latest updated_at), centers without rows left out."""
+        return {
+            center: (len(ids), sum(ids), max(self.times[center]))
+            for center, ids in self.ids.items() if ids
+        }
 
 
 @contextmanager
@@ -218,6 +308,14 @@ def _load_cohort(center_codes):
         code: Center(code=code, lab_ranges=lab_ranges.get(pk, {}))
         for pk, code in code_of_center.items()
     }
+    # Sorted as InputSummaries.read sorts them (by code in the database's collation); the
+    # fingerprint sorts them again in Python.
+    ranges = sorted(
+        (code_of_center[pk], analyte, lower, upper)
+        for pk, by_analyte in lab_ranges.items() if pk in code_of_center
+        for analyte, (lower, upper) in by_analyte.items()
+    )
+    tallies = {model.__name__: ChangeTally() for model, _path in FINGERPRINTED}
 
     # Patients, in code order (the order every per-patient loop of the computation follows).
     patient_rows = clinical.Patient.objects.order_by("code")
@@ -226,7 +324,7 @@ def _load_cohort(center_codes):
     patient_rows = list(rows_of(patient_rows.values_list(
         "pk", "code", "center_id", "sex", "birth_year", as_float("height_cm"),
         as_float("weight_kg"), "ad_onset_age", "ad_subtype",
-        *(as_text(name) for name in LIST_FIELDS), "enrolled_on",
+        *(as_text(name) for name in LIST_FIELDS), "enrolled_on", "updated_at",
     ), chunked=center_codes is None))
     chunked = len(patient_rows) > CHUNKED_FROM_PATIENTS
 
@@ -253,11 +351,17 @@ def _load_cohort(center_codes):
         return queryset.filter(**{f"{path}__{'patient__' if path == 'episode' else ''}center_id__in": center_ids})
 
     patient_ids = [row[0] for row in patient_rows]
+    center_of_patient = {row[0]: code_of_center[row[2]] for row in patient_rows}
+    add_change = tallies["Patient"].add
+    for row in patient_rows:
+        add_change(code_of_center[row[2]], row[0], row[-1])
     prior_drugs = defaultdict(set)
-    for patient_id, drug in rows_of(scoped(
+    add_change = tallies["PriorTreatment"].add
+    for pk, patient_id, drug, updated_at in rows_of(scoped(
         clinical.PriorTreatment.objects.order_by(), "patient", patient_ids
-    ).values_list("patient_id", "drug"), chunked):
+    ).values_list("pk", "patient_id", "drug", "updated_at"), chunked):
         prior_drugs[patient_id].add(drug)
+        add_change(center_of_patient[patient_id], pk, updated_at)
 
     code_of_patient = {}
     rank_of_patient = {}
@@ -281,7 +385,7 @@ def _load_cohort(center_codes):
         rank_of_patient[pk] = len(rank_of_patient)
         patients[code] = Patient(
             code, code_of_center[center_id], sex, birth_year, height, weight, onset,
-            subtype or None, *lists, enrolled_on=row[-1],
+            subtype or None, *lists, enrolled_on=row[-2],
             prior_drugs=drugs or NO_ITEMS,
         )
     del prior_drugs, patient_rows
@@ -290,22 +394,28 @@ def _load_cohort(center_codes):
         clinical.TreatmentEpisode.objects.order_by(), "patient", patient_ids
     ).values_list(
         "pk", "code", "patient_id", "drug", "start_date", as_float("start_dose_mg"),
-        "end_date", "end_reason",
+        "end_date", "end_reason", "updated_at",
     ), chunked))
     # By patient code, start date and id, as TreatmentEpisode.Meta.ordering sorts them.
     episode_rows.sort(key=lambda row: (rank_of_patient.get(row[2], -1), row[4], row[0]))
+    center_of_episode = {row[0]: center_of_patient.get(row[2]) for row in episode_rows}
     changes = defaultdict(list)
-    for episode_id, day, dose, reason in scoped(
+    add_change = tallies["DoseChange"].add
+    for pk, episode_id, day, dose, reason, updated_at in scoped(
         clinical.DoseChange.objects.order_by("episode_id", "date"), "episode",
         [row[0] for row in episode_rows],
-    ).values_list("episode_id", "date", as_float("dose_mg"), "reason"):
+    ).values_list("pk", "episode_id", "date", as_float("dose_mg"), "reason", "updated_at"):
         changes[episode_id].append(DoseChange(day, dose, reason or None))
+        if center_of_episode.get(episode_id) is not None:
+            add_change(center_of_episode[episode_id], pk, updated_at)
     code_of_episode = {}
     episodes = []
-    for pk, code, patient_id, drug, start, dose, end, reason in episode_rows:
+    add_change = tallies["TreatmentEpisode"].add
+    for pk, code, patient_id, drug, start, dose, end, reason, updated_at in episode_rows:
         patient = code_of_patient.get(patient_id)
         if patient is None:  # not in the patient read (added since, or not in scope)
             continue
+        add_change(center_of_patient[patient_id], pk, updated_at)
         code_of_episode[pk] = code
         episodes.append(Episode(
             code, patient, drug, start, dose, end, reason or None, tuple(changes.get(pk, ())),
@@ -326,17 +436,23 @@ def _load_cohort(center_codes):
     no_labs = (None,) * n_labs
     checklists = {0: NO_VALUES}
     last_patient, patient_visits = None, None
+    visit_changes = tallies["Visit"]
     for row in rows_of(scoped(
         clinical.Visit.objects.order_by("patient_id", "date"), "patient", patient_ids
-    ).values_list("patient_id", "date", *score_columns, *analytes, checklist_mask()), chunked):
+    ).values_list(
+        "patient_id", "date", *score_columns, *analytes, checklist_mask(), "pk", "updated_at",
+    ), chunked):
         if row[0] != last_patient:
             last_patient = row[0]
             code = code_of_patient.get(last_patient)
             patient_visits = None
             if code is not None:  # else not in the patient read (added since)
                 patient_visits = visits[code] = []
+                add_id, add_time = visit_changes.adders(center_of_patient[last_patient])
         if patient_visits is None:
             continue
+        add_id(row[-2])
+        add_time(row[-1])
         labs_row = row[labs_at:checks_at]
         if labs_row == no_labs:
             labs = NO_VALUES
@@ -354,21 +470,25 @@ def _load_cohort(center_codes):
         patient_visits.append(Visit(code, share_date(row[1], row[1]), *scores, labs, checklist))
 
     events = defaultdict(list)
-    for patient_id, term, onset, episode_id, end, severity, serious in rows_of(scoped(
+    add_change = tallies["AdverseEvent"].add
+    for pk, patient_id, term, onset, episode_id, end, severity, serious, updated_at in rows_of(scoped(
         clinical.AdverseEvent.objects.order_by("patient_id", "onset_date", "pk"), "patient",
         patient_ids,
     ).values_list(
-        "patient_id", "term", "onset_date", "episode_id", "end_date", "severity", "serious"
+        "pk", "patient_id", "term", "onset_date", "episode_id", "end_date", "severity", "serious",
+        "updated_at",
     ), chunked):
         code = code_of_patient.get(patient_id)
         if code is None:
             continue
+        add_change(center_of_patient[patient_id], pk, updated_at)
         episode = None if episode_id is None else code_of_episode.get(episode_id)
         if episode is None and episode_id is not None:
             episode = clinical.TreatmentEpisode.objects.values_list("code", flat=True).get(pk=episode_id)
         events[code].append(AdverseEvent(code, term, onset, episode, end, severity or None, serious))
 
-    return Cohort(center_records, patients, episodes, visits, dict(events))
+    summaries = InputSummaries({name: tally.summaries() for name, tally in tallies.items()}, ranges)
+    return Cohort(center_records, patients, episodes, visits, dict(events)), summaries
 
 
 def _json_list(text):

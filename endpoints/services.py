@@ -21,7 +21,7 @@ from functools import partial
 
 from django.conf import settings
 from django.db import connection, connections, transaction
-from django.db.models import Count, F, Max, Sum, Value
+from django.db.models import Count, F, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
@@ -31,9 +31,14 @@ from endpoints.compute.completeness import CompletenessRow, completeness, comple
 from endpoints.compute.forking import balanced_parts, can_fork, forked_map, worker_count
 from endpoints.compute.report import aggregate, collector_paused, episode_facts
 from endpoints.models import POOLED, RecomputeState, Snapshot, StudySettings
-from endpoints.selectors import export_snapshot, load_cohort, one_snapshot
-from registry.centers.models import Center, LabRange
-from registry.clinical import models as clinical
+from endpoints.selectors import (
+    FINGERPRINTED,
+    InputSummaries,
+    export_snapshot,
+    one_snapshot,
+    read_cohort,
+)
+from registry.centers.models import Center
 
 logger = logging.getLogger(__name__)
 
@@ -41,17 +46,6 @@ logger = logging.getLogger(__name__)
 COALESCE_SECONDS = getattr(settings, "ENDPOINTS_COALESCE_SECONDS", 2)
 #: A queued task not started after this long is considered lost and queued again.
 LOST_TASK_SECONDS = 60
-
-#: Each patient-data model and its path to the center, for the input fingerprint.
-FINGERPRINTED = (
-    (clinical.Patient, "center"),
-    (clinical.PriorTreatment, "patient__center"),
-    (clinical.TreatmentEpisode, "patient__center"),
-    (clinical.DoseChange, "episode__patient__center"),
-    (clinical.Visit, "patient__center"),
-    (clinical.AdverseEvent, "patient__center"),
-)
-
 
 # Computing ---------------------------------------------------------------------------------
 
@@ -71,47 +65,6 @@ def inputs_fingerprints(scopes):
     scopes = list(scopes)
     codes = None if POOLED in scopes else {code for scope in scopes for code in center_codes_of(scope)}
     return fingerprints_from(InputSummaries.read(codes), scopes, StudySettings.current().quantile_method)
-
-
-@dataclasses.dataclass
-class InputSummaries:
-    """Per center, what the fingerprints are made of: per table the number of records, the
-    sum of their ids and the latest change; and the laboratory ranges. Parts of a nightly
-    run read their centers' and hand them back, so the pooled fingerprint costs no query."""
-
-    #: model name -> center code -> (records, sum of ids, latest updated_at)
-    tables: dict
-    #: (center code, analyte, lower, upper), in center and analyte order
-    ranges: list
-
-    @classmethod
-    def read(cls, codes=None):
-        """The summaries of some centers (None: all)."""
-        # Grouped by the center's id (no join to the center table for the whole registry);
-        # some centers are picked by code (the planner then walks their patients' indexes).
-        centers = Center.objects.all() if codes is None else Center.objects.filter(code__in=codes)
-        code_of = dict(centers.values_list("pk", "code"))
-        tables = {}
-        for model, path in FINGERPRINTED:
-            rows = model.objects.all()
-            if codes is not None:
-                rows = rows.filter(**{f"{path}__code__in": codes})
-            tables[model.__name__] = {
-                code_of[center]: (n, ids, latest)
-                for center, n, ids, latest in rows.order_by().values_list(f"{path}_id").annotate(
-                    n=Count("pk"), ids=Sum("pk"), latest=Max("updated_at")
-                ).values_list(f"{path}_id", "n", "ids", "latest")
-                if center in code_of
-            }
-        ranges = LabRange.objects.order_by("center__code", "analyte")
-        if codes is not None:
-            ranges = ranges.filter(center__code__in=codes)
-        return cls(tables, list(ranges.values_list("center__code", "analyte", "lower", "upper")))
-
-    def merge(self, other):
-        for name, by_center in other.tables.items():
-            self.tables.setdefault(name, {}).update(by_center)
-        self.ranges = [*self.ranges, *other.ranges]
 
 
 def fingerprints_from(summaries, scopes, method):
@@ -225,7 +178,9 @@ def recompute_scope(scope, *, force=False):
         recompute_all_scopes(refresh_centers=False)
     else:
         job = CentersJob(read_at, method, timezone.localdate(), time.perf_counter())
-        compute_centers(load_cohort([scope]), [scope], job, summaries)
+        # The fingerprint stored is that of the rows computed (a save since the check above
+        # is in both, or in neither).
+        compute_centers(*read_cohort([scope]), [scope], job)
     return Snapshot.objects.defer("rows", "rows_by_enrolment_year").get(scope=scope)
 
 
@@ -290,10 +245,9 @@ def recompute_all_scopes(*, workers=None, refresh_centers=True):
                     balanced_parts(sizes, workers), first_here=False,
                 )
         else:
-            summaries = InputSummaries.read()
-            cohort = load_cohort()
+            cohort, summaries = read_cohort()
     if not parallel:
-        results = [compute_centers(cohort, list(sizes), job, summaries)]
+        results = [compute_centers(cohort, summaries, list(sizes), job)]
         del cohort  # most of the memory: free it before the pooled scope is stored
     parts_done = time.perf_counter()
     store_pooled(results, job)
@@ -307,35 +261,23 @@ def recompute_all_scopes(*, workers=None, refresh_centers=True):
 
 
 def _centers_in_child(codes, *, job, snapshot_id):
-    """A forked part of the nightly run: its own connections, the parent's snapshot."""
+    """A forked part of the nightly run: its own connection, the parent's snapshot."""
     def read_and_compute():
         # This process ends when its part is done: nothing for the cyclic collector to
         # free, and its passes over millions of records would cost seconds.
         gc.disable()
         started = time.perf_counter()
-        # The fingerprints' grouped queries are the database's work: they run on a second
-        # connection (same snapshot) while this one reads the records.
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            summaries = pool.submit(with_own_connections, partial(_summaries_in_snapshot, codes, snapshot_id))
-            with one_snapshot(imported=snapshot_id):
-                cohort = load_cohort(codes)
-            read = time.perf_counter()
-            summaries = summaries.result()
-        summarized = time.perf_counter()
-        result = compute_centers(cohort, codes, job, summaries)
+        with one_snapshot(imported=snapshot_id):
+            cohort, summaries = read_cohort(codes)
+        read = time.perf_counter()
+        result = compute_centers(cohort, summaries, codes, job)
         result.seconds["read"] += read - started
-        result.seconds["fingerprints"] += summarized - read  # the wait for them, if any
         return result
 
     # Django keeps one connection per thread: a forked process must not use the one it
     # inherited (its socket is the parent's), and a new thread never sees it.
     with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(with_own_connections, read_and_compute).result()
-
-
-def _summaries_in_snapshot(codes, snapshot_id):
-    with one_snapshot(imported=snapshot_id):
-        return InputSummaries.read(codes)
 
 
 def with_own_connections(function):
@@ -348,7 +290,7 @@ def with_own_connections(function):
         connections.close_all()
 
 
-def compute_centers(cohort, codes, job, summaries):
+def compute_centers(cohort, summaries, codes, job):
     """Compute and store the snapshots of the centers ``codes`` from their ``cohort`` (whose
     input ``summaries`` give their fingerprints); the facts and summaries the pooled scope
     needs are returned."""

@@ -100,6 +100,26 @@ def test_the_binary_read_gives_the_cohort_django_reads(registry, monkeypatch):
     assert visit.labs["alt"] == 41.5 and "ast" in visit.labs and visit.easi == 7.3
 
 
+@pytest.mark.parametrize("codes", [None, ["fr-tls"], ["es-bcn"]])
+def test_the_read_tallies_the_summaries_the_database_groups(registry, codes):
+    """The fingerprints a recompute stores come from the rows it read; they must be those a
+    later recompute compares with (InputSummaries.read, grouped queries)."""
+    from registry.clinical.models import AdverseEvent, DoseChange, PriorTreatment, Visit
+
+    visit = Visit.objects.filter(patient__center__code="fr-tls").last()
+    PriorTreatment.objects.create(patient=visit.patient, drug="dupilumab")
+    AdverseEvent.objects.create(patient=visit.patient, term="acne", onset_date=visit.date)
+    episode = visit.patient.episodes.get()
+    DoseChange.objects.create(episode=episode, date=episode.start_date.replace(day=20), dose_mg=30)
+    _cohort, tallied = selectors.read_cohort(codes)
+    grouped = selectors.InputSummaries.read(codes)
+    assert tallied.tables == grouped.tables
+    assert sorted(tallied.ranges) == sorted(grouped.ranges)
+    scopes = [POOLED, "fr-tls", "es-bcn"] if codes is None else codes
+    assert services.fingerprints_from(tallied, scopes, "type7") == services.fingerprints_from(grouped, scopes, "type7")
+    assert set(tallied.tables["Visit"]) == {"fr-tls", "es-bcn"} if codes is None else set(codes)
+
+
 @postgresql_only
 def test_the_binary_read_of_one_scope_filters_on_its_patients(registry):
     cohort = selectors.load_cohort(["es-bcn"])
@@ -127,7 +147,7 @@ def test_a_failing_part_leaves_the_pooled_snapshot_as_it_was(registry, monkeypat
     services.recompute_all_scopes(workers=1)
     before = stored(POOLED)
 
-    def broken(cohort, codes, job, summaries):
+    def broken(cohort, summaries, codes, job):
         raise ValueError("disk full")
 
     monkeypatch.setattr(services, "compute_centers", broken)

@@ -261,7 +261,7 @@ def test_filters_compute_nothing(registry, as_user, investigator_a, monkeypatch)
     def forbidden(*args, **kwargs):
         raise AssertionError("a dashboard request computed endpoints")
 
-    for name in ("episode_facts", "aggregate", "load_cohort"):
+    for name in ("episode_facts", "aggregate", "read_cohort"):
         monkeypatch.setattr(services, name, forbidden)
     client = as_user(investigator_a)
     for query in ({}, {"year": "2023"}, {"drug": "upadacitinib"}, {"dose": "upadacitinib_15", "year": "2024"}):
