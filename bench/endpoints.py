@@ -570,12 +570,15 @@ def captured_selects(center_codes=None):
 
 
 def fetch_floor(database_url, statements):
-    """Run the statements with a bare psycopg cursor (binary where the read is binary),
-    fetching every row into tuples."""
+    """Run the statements with a bare psycopg cursor (binary where the read is binary, with
+    the read's loaders), fetching every row into tuples."""
     import psycopg
+
+    from endpoints.selectors import raw_timestamps
 
     with psycopg.connect(conninfo(database_url)) as bare:
         with bare.cursor() as cursor:
+            raw_timestamps(cursor)
             cursor.execute("SELECT 1")
             started = time.perf_counter()
             rows = 0

@@ -42,9 +42,11 @@ import json
 import operator
 from collections import defaultdict
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from functools import reduce
 
 import psycopg
+from psycopg.types.numeric import Int8BinaryLoader
 from django.db import connection, transaction
 from django.db.models import (
     BigIntegerField,
@@ -157,20 +159,42 @@ def binary_rows(queryset, chunked):
     what the driver spends on a large read, and binary values are about a third cheaper. The
     queryset's own SQL runs on Django's connection (its transaction) with psycopg's binary
     cursors; the columns have no Django converter (see :func:`as_is`), so the values are
-    what ``values_list`` would give.
+    what ``values_list`` would give — but for timestamps: see :func:`raw_timestamps`.
     """
     sql, params = queryset.query.sql_with_params()
     connection.ensure_connection()
     if chunked:
         with connection.connection.cursor(name=f"cohort_{next(_cursor_numbers)}", binary=True) as cursor:
+            raw_timestamps(cursor)
             cursor.execute(sql, params)
             while rows := cursor.fetchmany(CHUNK_SIZE):
                 yield from rows
     else:
         # Django's connections make client-side cursors, which cannot read binary.
         with psycopg.Cursor(connection.connection) as cursor:
+            raw_timestamps(cursor)
             cursor.execute(sql, params, binary=True)
             yield from cursor.fetchall()
+
+
+#: PostgreSQL's own time origin: a binary timestamp counts microseconds from it.
+POSTGRES_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def raw_timestamps(cursor):
+    """Have a binary cursor hand over ``timestamptz`` values as PostgreSQL sends them: an
+    integer of microseconds since :data:`POSTGRES_EPOCH` (the wire format of a ``bigint``).
+
+    The read's only timestamps are the ``updated_at`` whose latest per center a fingerprint
+    wants; a datetime in the connection's time zone cost 0.65 µs a value, as much as the
+    rest of a visit's row, and one per center is made of the integers instead
+    (:func:`timestamp_of`)."""
+    cursor.adapters.register_loader("timestamptz", Int8BinaryLoader)
+
+
+def timestamp_of(value):
+    """A datetime from a :func:`raw_timestamps` integer (a datetime as it is)."""
+    return POSTGRES_EPOCH + timedelta(microseconds=value) if isinstance(value, int) else value
 
 
 def load_cohort(center_codes=None):
@@ -250,7 +274,7 @@ class ChangeTally:
     def summaries(self):
         """center -> (records, sum of ids, latest updated_at), centers without rows left out."""
         return {
-            center: (len(ids), sum(ids), max(self.times[center]))
+            center: (len(ids), sum(ids), timestamp_of(max(self.times[center])))
             for center, ids in self.ids.items() if ids
         }
 
