@@ -26,8 +26,9 @@ Decisions where endpoints.md leaves room (also listed in the report to the lead)
 from __future__ import annotations
 
 from bisect import bisect_left
-from itertools import chain, compress
-from operator import attrgetter, gt, lt
+from functools import reduce
+from itertools import chain, compress, cycle
+from operator import attrgetter, gt, itemgetter, lt, or_
 
 from .records import AdverseEvent, Episode
 from .tally import BINARY, TableSpec
@@ -62,23 +63,10 @@ _checklist_of = attrgetter("checklist")
 _labs_of = attrgetter("labs")
 #: analyte -> the term its values give data for (every analyte also for other_biological)
 _ANALYTE_BIT = {analyte: TERM_BIT[term] for analyte, (term, _) in ANALYTE_RULE.items()}
+#: Every analyte of the vocabulary, as a keys view so that ``<=`` against a panel's keys
+#: runs in C without building a set.
+_VOCABULARY_PANEL = dict.fromkeys(LAB_UNITS).keys()
 INFINITY = float("inf")
-
-
-_mask_cache: dict[tuple, int] = {}
-
-
-def _cached_mask(terms_of, names: set) -> int:
-    """``terms_of(names)``, cached by the set of names: episodes share a few sets of
-    checklist items and of analytes, and the cache saves a loop over them per episode."""
-    key = (terms_of, frozenset(names))
-    found = _mask_cache.get(key)
-    if found is None:
-        found = terms_of(names)
-        if len(_mask_cache) >= 4096:
-            _mask_cache.clear()
-        _mask_cache[key] = found
-    return found
 
 
 def answered_terms(terms) -> int:
@@ -108,6 +96,71 @@ def measured_terms(analytes) -> int:
     return mask
 
 
+#: What a panel with the whole vocabulary gives data for: the most any panels can give.
+_FULL_PANEL_TERMS = measured_terms(LAB_UNITS)
+
+
+def panels_measured_terms(panels: list[dict[str, float]]) -> int:
+    """Bits of the biological terms that an episode's lab panels give data for.
+
+    Nearly every panel measures the whole vocabulary, which settles it without taking the
+    union of the panels' analytes."""
+    if _VOCABULARY_PANEL <= panels[0].keys() or any(
+        map(_VOCABULARY_PANEL.__le__, map(dict.keys, panels))
+    ):
+        return _FULL_PANEL_TERMS
+    return measured_terms(set().union(*panels))
+
+
+#: A checklist's yes bits sit above its answered bits in one integer (see ChecklistBits).
+_YES_SHIFT = CLINICAL_MASK.bit_length()
+
+
+class ChecklistBits:
+    """Answered and yes bits of the checklists seen in one pass over a cohort.
+
+    The DB reader shares one checklist dict between all visits with the same answers (a few
+    hundred in a registry, one empty dict for all visits without answers), so looking their
+    bits up by ``id`` replaces building sets of terms per episode. Each checklist is kept
+    referenced here, so no id is reused while it is a key; an instance is meant to live for
+    one pass only, since records that do not share dicts cost one entry per visit.
+    """
+
+    __slots__ = ("_bits", "_kept")
+
+    def __init__(self):
+        #: id(checklist) -> answered bits | yes bits << _YES_SHIFT
+        self._bits: dict[int, int] = {}
+        self._kept: list[dict] = []
+
+    def of_episode(self, visits: list, first_on_treatment: int) -> tuple[int, int]:
+        """(answered bits, yes bits) of an episode's visits: answers count as data from day −30,
+        a ``yes`` counts as an event only from ``visits[first_on_treatment]`` on."""
+        try:
+            return self._of_episode(visits, first_on_treatment)
+        except KeyError:  # a checklist not seen yet in this pass
+            self._learn(visits)
+            return self._of_episode(visits, first_on_treatment)
+
+    def _of_episode(self, visits: list, first_on_treatment: int) -> tuple[int, int]:
+        bits_of = self._bits.__getitem__
+        on = reduce(or_, map(bits_of, map(id, map(_checklist_of, visits[first_on_treatment:]))), 0)
+        answered = on
+        # Usually a single visit before day 0 (the baseline): a plain loop is cheaper there.
+        for i in range(first_on_treatment):
+            answered |= bits_of(id(visits[i].checklist))
+        return answered & CLINICAL_MASK, on >> _YES_SHIFT
+
+    def _learn(self, visits: list) -> None:
+        bits = self._bits
+        for checklist in map(_checklist_of, visits):
+            if id(checklist) not in bits:
+                self._kept.append(checklist)
+                bits[id(checklist)] = (
+                    answered_terms(checklist) | checklist_yes(checklist) << _YES_SHIFT
+                )
+
+
 class _Limits(dict):
     """analyte -> threshold. Every analyte of the vocabulary is a key (±infinity when the term
     does not use that side or the center has no limit), so the hot path never reaches
@@ -124,17 +177,47 @@ class _Limits(dict):
         return self.missing
 
 
+class _LimitedSide:
+    """The analytes a center limits on one side (upper or lower), read from whole panels in C.
+
+    ``itemgetter`` reads them from every panel in one fixed order, so the values of all an
+    episode's panels line up with ``cycle(limits)`` and no per-value look-up of the limit is
+    needed. A panel lacking one of these analytes raises KeyError (the caller falls back).
+    """
+
+    __slots__ = ("analytes", "limits", "values_of", "beyond")
+
+    def __init__(self, limits: dict[str, float], beyond):
+        analytes = tuple(limits)
+        if len(analytes) == 1:
+            # itemgetter of a single key returns the bare value; asking twice keeps a tuple.
+            analytes *= 2
+        self.analytes = analytes
+        self.limits = tuple(limits[analyte] for analyte in analytes)
+        self.values_of = itemgetter(*analytes)
+        #: operator.gt for upper limits, operator.lt for lower ones: (value, limit) -> beyond
+        self.beyond = beyond
+
+    def flags(self, panels: list[dict[str, float]]):
+        """Is each limited value of the panels beyond its limit? In panel order, each panel's
+        values in the order of :attr:`analytes`."""
+        values = chain.from_iterable(map(self.values_of, panels))
+        return map(self.beyond, values, cycle(self.limits))
+
+
 class LabRules:
     """One center's reference ranges, shaped for the hot loop over visits.
 
-    A visit with nothing abnormal costs two C-level ``any(map(...))`` calls: its values
-    against the upper limits of its analytes (+infinity where the analyte's term does not use
-    the upper limit or the center has none), then against the lower limits (−infinity
-    likewise). A per-combination-of-analytes cache was tried and dropped: it saved little
-    with a few lab panels and cost more than it saved when visits measure varied subsets.
+    An episode's panels are tested together, one C-level pass per side of the range over the
+    analytes the center limits on that side (see :class:`_LimitedSide`); most episodes have
+    nothing beyond a limit and stop there, the others take a second pass to tell which
+    analytes. Panels lacking some of those analytes (other data sources than the DB reader's
+    full panels) take a slower pass that looks each value's limit up by its analyte. A
+    per-combination-of-analytes cache was tried and dropped: it saved little with a few lab
+    panels and cost more than it saved when visits measure varied subsets.
     """
 
-    __slots__ = ("ranges", "upper_of", "lower_of", "has_lower")
+    __slots__ = ("ranges", "upper_of", "lower_of", "has_lower", "sides")
 
     def __init__(self, ranges: dict[str, tuple[float | None, float | None]] | None):
         self.ranges = ranges or {}
@@ -149,6 +232,11 @@ class LabRules:
         #: analyte -> its lower limit, likewise
         self.lower_of = _Limits(lowers, -INFINITY).__getitem__
         self.has_lower = bool(lowers)
+        #: the sides of the range on which the center limits some analyte
+        self.sides = tuple(
+            _LimitedSide(limits, beyond) for limits, beyond in ((uppers, gt), (lowers, lt))
+            if limits
+        )
 
     def limit(self, analyte: str) -> tuple[str, str, float] | None:
         """(term, "upper"/"lower", threshold) that can make an event of this analyte, or None
@@ -167,12 +255,26 @@ class LabRules:
         """Beyond the center's limit for the analyte's term (strictly)."""
         return value > self.upper_of(analyte) or value < self.lower_of(analyte)
 
-    def any_beyond(self, labs: dict[str, float]) -> bool:
-        """Is any of a visit's values beyond the center's limit for its term?"""
-        values = labs.values()
-        return any(map(gt, values, map(self.upper_of, labs))) or (
-            self.has_lower and any(map(lt, values, map(self.lower_of, labs)))
-        )
+    def analytes_beyond(self, panels: list[dict[str, float]]) -> set[str]:
+        """The analytes with a value beyond the center's limit in any of these panels."""
+        found = set()
+        try:
+            for side in self.sides:
+                # A first pass stops at the first value beyond the limit; most episodes have
+                # none, and only the others take a second pass to name the analytes.
+                if any(side.flags(panels)):
+                    found.update(compress(cycle(side.analytes), side.flags(panels)))
+        except KeyError:  # a panel without some limited analyte
+            return self._analytes_beyond_by_key(panels)
+        return found
+
+    def _analytes_beyond_by_key(self, panels: list[dict[str, float]]) -> set[str]:
+        keys = list(chain.from_iterable(panels))
+        values = list(chain.from_iterable(map(dict.values, panels)))
+        found = set(compress(keys, map(gt, values, map(self.upper_of, keys))))
+        if self.has_lower:
+            found.update(compress(keys, map(lt, values, map(self.lower_of, keys))))
+        return found
 
 
 def lab_baseline(course: Course, analyte: str):
@@ -185,15 +287,13 @@ def lab_baseline(course: Course, analyte: str):
     return None
 
 
-def treatment_emergent_terms(course: Course, labs: dict[str, float], rules: LabRules,
+def treatment_emergent_terms(course: Course, analytes_beyond, rules: LabRules,
                              baselines: dict) -> int:
-    """Bits of the terms an on-treatment visit's labs raise: a value beyond the center's
-    limit while that analyte's baseline was within it or missing. ``baselines`` caches the
+    """Bits of the terms raised by analytes with an on-treatment value beyond the center's
+    limit: those whose baseline was within that limit or missing. ``baselines`` caches the
     analyte baselines across the visits of one episode."""
     mask = 0
-    for analyte, value in labs.items():
-        if not rules.beyond(analyte, value):
-            continue
+    for analyte in analytes_beyond:
         if analyte not in baselines:
             baselines[analyte] = lab_baseline(course, analyte)
         baseline = baselines[analyte]
@@ -227,48 +327,26 @@ def with_any(mask: int) -> int:
     return mask
 
 
-def episode_adverse_events(course: Course, events: list[AdverseEvent],
-                           rules: LabRules) -> tuple[int, int]:
+def episode_adverse_events(course: Course, events: list[AdverseEvent], rules: LabRules,
+                           checklists: ChecklistBits) -> tuple[int, int]:
     """(has-data bits, has-event bits) of one episode, laid out as :data:`SPEC`.
 
     Checklist answers count as data from day −30 (a visit of the episode), but only an
-    on-treatment ``yes`` is an event; labs count only on treatment.
+    on-treatment ``yes`` is an event; labs count only on treatment. ``checklists`` is shared
+    by the episodes of one pass over a cohort.
     """
     visits = course.visits
     first_on_treatment = bisect_left(course.ordinals, course.start)
     on_treatment = visits[first_on_treatment:]
-    # Whole-episode C-level passes (map/chain over the visits' dicts) instead of a Python
-    # loop per visit; single visits are looked at only when a "yes" or an abnormal value
-    # shows up somewhere in the episode.
-    event = 0
-    checklists = list(filter(None, map(_checklist_of, on_treatment)))
-    answered = set().union(*checklists)
-    if first_on_treatment:
-        answered.update(*filter(None, map(_checklist_of, visits[:first_on_treatment])))
-    if checklists and True in chain.from_iterable(map(dict.values, checklists)):
-        # The items answered yes, still without a Python loop: compress(keys, values).
-        yes = set(chain.from_iterable(map(compress, checklists, map(dict.values, checklists))))
-        event |= _cached_mask(answered_terms, yes)
+    # Whole-episode C-level passes over the visits' dicts instead of a Python loop per
+    # visit; single analytes are looked at only when a value beyond a limit shows up.
+    data, event = checklists.of_episode(visits, first_on_treatment)
     panels = list(filter(None, map(_labs_of, on_treatment)))
-    measured = set().union(*panels)
     if panels:
-        keys = chain.from_iterable(panels)
-        values = chain.from_iterable(map(dict.values, panels))
-        abnormal = any(map(gt, values, map(rules.upper_of, keys)))
-        if not abnormal and rules.has_lower:
-            keys = chain.from_iterable(panels)
-            values = chain.from_iterable(map(dict.values, panels))
-            abnormal = any(map(lt, values, map(rules.lower_of, keys)))
-        if abnormal:
-            lab_baselines: dict = {}
-            for labs in panels:
-                if rules.any_beyond(labs):
-                    event |= treatment_emergent_terms(course, labs, rules, lab_baselines)
-    data = 0
-    if answered:
-        data |= _cached_mask(answered_terms, answered)
-    if measured:
-        data |= _cached_mask(measured_terms, measured)
+        data |= panels_measured_terms(panels)
+        beyond = rules.analytes_beyond(panels)
+        if beyond:
+            event |= treatment_emergent_terms(course, beyond, rules, {})
     start = course.start
     end = course.end
     for logged in events:
@@ -291,8 +369,8 @@ def adverse_event_days(course: Course, events: list[AdverseEvent], rules: LabRul
             continue
         if visit.checklist and checklist_yes(visit.checklist):
             found.append(day)
-        elif visit.labs and rules.any_beyond(visit.labs) and treatment_emergent_terms(
-            course, visit.labs, rules, lab_baselines
+        elif visit.labs and treatment_emergent_terms(
+            course, rules.analytes_beyond([visit.labs]), rules, lab_baselines
         ):
             found.append(day)
     for logged in events:

@@ -19,6 +19,9 @@ the report to the lead):
 """
 from __future__ import annotations
 
+from functools import partial
+from operator import attrgetter
+
 from .records import Patient
 from .tally import BINARY, CONTINUOUS, TableSpec
 from .vocabulary import (
@@ -95,23 +98,66 @@ def prior_advanced_count(patient: Patient) -> int:
     return len(patient.prior_drugs & _ADVANCED)
 
 
+def _list_bits(any_bit: int, item_bits: dict, codes) -> int:
+    """The bits of a list column's codes, and its "any" bit when the list is not empty."""
+    if not codes:
+        return 0
+    present = any_bit
+    for code in codes:
+        present |= item_bits.get(code, 0)
+    return present
+
+
+def _prior_bits(drugs) -> tuple[int, int]:
+    """(bits, prior advanced count) of the prior drugs."""
+    present = 0
+    for drug in drugs:
+        present |= _PRIOR_BIT.get(drug, 0)
+    advanced = len(_ADVANCED.intersection(drugs))
+    if advanced:
+        present |= _PRIOR_ADVANCED_BIT
+    return present, advanced
+
+
+class _ByCodes(dict):
+    """A function of a set of codes, cached by the set: patients share few distinct sets of
+    special areas, comorbidities or prior drugs, so each set is read once, not once a patient."""
+
+    __slots__ = ("function",)
+
+    def __init__(self, function):
+        super().__init__()
+        self.function = function
+
+    def __missing__(self, codes):
+        found = self.function(codes)
+        if len(self) < 4096:
+            self[codes] = found
+        return found
+
+
+_AREA_BITS = _ByCodes(partial(_list_bits, _ANY_AREA_BIT, _AREA_BIT))
+_LIST_COLUMN_BITS = tuple(
+    (attrgetter(column), _ByCodes(partial(_list_bits, any_bit, item_bits)))
+    for column, (any_bit, item_bits) in _LIST_BITS.items()
+)
+_PRIOR_BITS = _ByCodes(_prior_bits)
+
+
 def patient_baseline(patient: Patient) -> tuple[int, int, tuple]:
     """(evaluable bits, present bits, continuous values) of one patient, laid out as
     :data:`SPEC`. Every patient is evaluable for every categorical row."""
     present = _SEX_BIT.get(patient.sex, 0) | _SUBTYPE_BIT.get(patient.ad_subtype, 0)
-    if patient.special_areas:
-        present |= _ANY_AREA_BIT
-        for area in patient.special_areas:
-            present |= _AREA_BIT.get(area, 0)
-    for column, (any_bit, item_bits) in _LIST_BITS.items():
-        items = getattr(patient, column)
-        if items:
-            present |= any_bit
-            for code in items:
-                present |= item_bits.get(code, 0)
-    for drug in patient.prior_drugs:
-        present |= _PRIOR_BIT.get(drug, 0)
-    advanced = prior_advanced_count(patient)
-    if advanced:
-        present |= _PRIOR_ADVANCED_BIT
-    return EVERY_ROW, present, (age_at_enrolment(patient), body_mass_index(patient), advanced)
+    try:
+        present |= _AREA_BITS[patient.special_areas]
+        for codes_of, bits in _LIST_COLUMN_BITS:
+            present |= bits[codes_of(patient)]
+        prior, advanced = _PRIOR_BITS[patient.prior_drugs]
+    except TypeError:  # codes in a list or set (not hashable) rather than a frozenset
+        present |= _AREA_BITS.function(patient.special_areas)
+        for codes_of, bits in _LIST_COLUMN_BITS:
+            present |= bits.function(codes_of(patient))
+        prior, advanced = _prior_bits(patient.prior_drugs)
+    return EVERY_ROW, present | prior, (
+        age_at_enrolment(patient), body_mass_index(patient), advanced
+    )

@@ -34,6 +34,9 @@ Decisions where endpoints.md leaves room (also listed in the report to the lead)
 """
 from __future__ import annotations
 
+from functools import partial
+from operator import attrgetter, is_not
+
 from .adverse_events import LabRules, adverse_event_days
 from .efficacy import relative_reduction_reached
 from .records import AdverseEvent
@@ -72,6 +75,12 @@ _BIT = {endpoint: SPEC.bit(endpoint, timepoint) for endpoint, timepoint in SPEC.
 _COMMON = (_BIT["escalated"] | _BIT["started_high"] | _BIT["deescalated_controlled"]
            | _BIT["any_ae_at_high_dose"])
 _REASON_BITS = sum(_BIT[f"escalation_reason_{reason}"] for reason in REASONS)
+_scores_of = attrgetter(*SCORES)
+_course_scores_of = attrgetter(*COURSE_SCORES)
+#: Where each course score sits in SCORES: week 0 of the time course is the pre-escalation
+#: value.
+_COURSE_IN_SCORES = tuple(SCORES.index(score) for score in COURSE_SCORES)
+_present = partial(is_not, None)
 
 
 def escalating_change(course: Course, first_high: int):
@@ -109,6 +118,51 @@ def last_at_high_dose(course: Course, score: str, intervals) -> float | None:
         if value is not None:
             return value
     return None
+
+
+def _last_values(course: Course, first_day: int, last_day: int | None) -> tuple:
+    """Per score of SCORES, its last value in [first_day, last_day] (``Course.last_value``
+    of every score, reading the visits once)."""
+    lo, hi = course.span(first_day, last_day)
+    if hi - lo == 1:
+        return _scores_of(course.visits[lo])
+    if lo == hi:
+        return (None,) * len(SCORES)
+    latest_first = map(_scores_of, reversed(course.visits[lo:hi]))
+    return tuple(next(filter(_present, column), None) for column in zip(*latest_first))
+
+
+def pre_escalation_values(course: Course, first_high: int) -> tuple:
+    """:func:`pre_escalation` of every score of SCORES."""
+    return _last_values(course, first_high - BASELINE_LOOKBACK_DAYS, first_high)
+
+
+def values_at_high_dose(course: Course, intervals) -> tuple:
+    """:func:`last_at_high_dose` of every score of SCORES."""
+    found = None
+    for first, last in reversed(intervals):
+        values = _last_values(course, first, last)
+        found = values if found is None else tuple(
+            later if later is not None else earlier for later, earlier in zip(found, values)
+        )
+        if None not in found:
+            break
+    return (None,) * len(SCORES) if found is None else found
+
+
+def nearest_course_values(course: Course, target_day: int) -> tuple:
+    """``Course.nearest_value`` of every score of COURSE_SCORES within ± the tolerance,
+    reading the visits once: nearest first, the earlier of two as near."""
+    lo, hi = course.span(target_day - COURSE_TOLERANCE_DAYS, target_day + COURSE_TOLERANCE_DAYS)
+    if hi - lo == 1:
+        return _course_scores_of(course.visits[lo])
+    if lo == hi:
+        return (None,) * len(COURSE_SCORES)
+    target = course.start + target_day
+    ordinals = course.ordinals
+    nearest_first = sorted(range(lo, hi), key=lambda i: abs(ordinals[i] - target))  # stable
+    rows = [_course_scores_of(course.visits[i]) for i in nearest_first]
+    return tuple(next(filter(_present, column), None) for column in zip(*rows))
 
 
 def deescalated_controlled(course: Course, intervals) -> bool:
@@ -151,9 +205,9 @@ def episode_escalation(course: Course, events: list[AdverseEvent], rules: LabRul
     if any(in_intervals(day, intervals) for day in adverse_event_days(course, events, rules)):
         achieved |= _BIT["any_ae_at_high_dose"]
 
-    before = {score: pre_escalation(course, score, first_high) for score in SCORES}
-    carried = {score: last_at_high_dose(course, score, intervals) for score in SCORES}
-    easi_before, easi_carried = before["easi"], carried["easi"]
+    before = pre_escalation_values(course, first_high)
+    carried = values_at_high_dose(course, intervals)
+    easi_before, easi_carried = before[0], carried[0]
     if easi_before is not None and easi_carried is not None:
         evaluable |= _BIT["improved"]
         if easi_carried < easi_before:
@@ -168,14 +222,13 @@ def episode_escalation(course: Course, events: list[AdverseEvent], rules: LabRul
     values = (
         None if started_high else first_high,
         days_at_high_dose(course, first_high),
-        *(before[score] for score in SCORES),
-        *(carried[score] for score in SCORES),
+        *before,
+        *carried,
     )
-    course_values = tuple(
-        before[score] if week == 0 else course.nearest_value(
-            score, first_high + 7 * week, COURSE_TOLERANCE_DAYS
-        )
-        for week in COURSE_WEEKS
-        for score in COURSE_SCORES
-    )
-    return (evaluable, achieved, values), course_values
+    course_values = []
+    for week in COURSE_WEEKS:
+        if week == 0:
+            course_values += [before[index] for index in _COURSE_IN_SCORES]
+        else:
+            course_values += nearest_course_values(course, first_high + 7 * week)
+    return (evaluable, achieved, values), tuple(course_values)

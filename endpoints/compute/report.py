@@ -190,6 +190,7 @@ def _episode_facts(cohort: Cohort, limits: Mapping[str, float], patients,
     rules = {
         code: adverse_events.LabRules(center.lab_ranges) for code, center in cohort.centers.items()
     }
+    checklists = adverse_events.ChecklistBits()
     episodes_of: dict[str, list[Episode]] = defaultdict(list)
     for episode in cohort.episodes:
         if episode.patient_code not in cohort.patients:
@@ -198,8 +199,10 @@ def _episode_facts(cohort: Cohort, limits: Mapping[str, float], patients,
             )
         episodes_of[episode.patient_code].append(episode)
 
-    efficacy_spec, ae_spec, baseline_spec = efficacy.SPEC, adverse_events.SPEC, baseline.SPEC
-    escalation_spec, course_spec = escalation.SPEC, escalation.COURSE_SPEC
+    efficacy_spec, ae_spec = efficacy.SPEC, adverse_events.SPEC
+    baseline_cells = _CellsOf(facts, baseline.SPEC)
+    escalation_cells = _CellsOf(facts, escalation.SPEC)
+    course_cells = _CellsOf(facts, escalation.COURSE_SPEC)
     no_events: list = []
     group_of: dict[tuple[str, float], str] = {}
     # The efficacy and AE cells of each (center, group), fetched once.
@@ -237,21 +240,37 @@ def _episode_facts(cohort: Cohort, limits: Mapping[str, float], patients,
                 efficacy_cell.add(*efficacy.episode_efficacy(course))
 
                 events = events_of.get(episode.code, no_events)
-                ae_cell.add(*adverse_events.episode_adverse_events(course, events, center_rules))
+                ae_cell.add(*adverse_events.episode_adverse_events(
+                    course, events, center_rules, checklists
+                ))
 
                 found = escalation.episode_escalation(
                     course, events, center_rules, limits.get(episode.drug)
                 )
                 if found is not None:
                     table_facts, course_values = found
-                    facts.cell(escalation_spec, center, group).add(*table_facts)
-                    facts.cell(course_spec, center, ALL).add(0, 0, course_values)
+                    escalation_cells[center, group].add(*table_facts)
+                    course_cells[center, ALL].add(0, 0, course_values)
 
         evaluable, present, values = baseline.patient_baseline(patient)
-        facts.cell(baseline_spec, center, ALL).add(evaluable, present, values)
+        baseline_cells[center, ALL].add(evaluable, present, values)
         for group in patient_groups:
-            facts.cell(baseline_spec, center, group).add(evaluable, present, values)
+            baseline_cells[center, group].add(evaluable, present, values)
     return facts
+
+
+class _CellsOf(dict):
+    """(center, group) -> a table's cell in the facts, looked up there once: a plain
+    dictionary hit per unit instead of :meth:`CohortFacts.cell`'s nested look-ups."""
+
+    def __init__(self, facts: CohortFacts, spec: TableSpec):
+        super().__init__()
+        self.facts = facts
+        self.spec = spec
+
+    def __missing__(self, key: tuple[str, str]) -> Cell:
+        found = self[key] = self.facts.cell(self.spec, *key)
+        return found
 
 
 def aggregate(facts: CohortFacts, center_codes: Iterable[str] | None = None, *,
@@ -278,8 +297,6 @@ def _aggregate(facts: CohortFacts, center_codes, quantile_method: str) -> list[R
         for center in centers:
             for group, cell in table.get(center, {}).items():
                 cells_by_group[group].append(cell)
-                if spec.all_is_union:
-                    cells_by_group[ALL].append(cell)
         if spec.groups_from_units:
             table_groups = {
                 group for group, cells in cells_by_group.items()

@@ -7,9 +7,10 @@ single quantile, while a registry table routinely has a group of one patient.
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import repeat
+from itertools import chain, repeat
 from operator import mul, sub
 
 #: Quantile methods a registry setting may choose (endpoints.md, "Responder and change
@@ -125,22 +126,79 @@ def summary_of_sorted(ordered: Sequence[float], method: str = DEFAULT_QUANTILE_M
     """:func:`summarize` for values already sorted and without missing ones: a report keeps
     each center's values sorted, and a scope merges them (``sorted`` on concatenated sorted
     runs is near-linear), so no list is sorted twice."""
-    n = len(ordered)
-    if n == 0:
+    if not ordered:
         return _EMPTY
-    centre = math.fsum(ordered) / n
-    sd = None
-    if n > 1:
+    return Summary(*figures_of_sorted(ordered, method))
+
+
+def figures_of_sorted(ordered: Sequence[float], method: str = DEFAULT_QUANTILE_METHOD) -> tuple:
+    """(n, median, Q1, Q3, mean, SD) of :func:`summary_of_sorted`, as a plain tuple, for
+    non-empty ``ordered``: a report takes tens of thousands of summaries, and this spares it
+    a frozen dataclass and three :func:`quantile_of_sorted` calls each (same arithmetic)."""
+    n = len(ordered)
+    lowest, highest = ordered[0], ordered[-1]
+    exact_ints = type(lowest) is int and -_EXACT <= lowest and highest <= _EXACT
+    total = sum(ordered) if exact_ints else None
+    if type(total) is int:
+        # Every value an integer that a float holds exactly: fsum returns their exact sum,
+        # rounded once, and so does float() of the integer sum.
+        centre = float(total) / n
+    else:
+        exact_ints = False
+        centre = math.fsum(ordered) / n
+    if n == 1:
+        return 1, lowest, lowest, lowest, centre, None
+    if exact_ints and (highest - lowest + 1) * _VALUES_PER_DISTINCT <= n:
+        squares = _squared_deviations_by_value(ordered, centre)
+    else:
         deviations = list(map(sub, ordered, repeat(centre)))
-        sd = math.sqrt(math.fsum(map(mul, deviations, deviations)) / (n - 1))
-    return Summary(
-        n=n,
-        median=quantile_of_sorted(ordered, 0.5, method),
-        q1=quantile_of_sorted(ordered, 0.25, method),
-        q3=quantile_of_sorted(ordered, 0.75, method),
-        mean=centre,
-        sd=sd,
-    )
+        squares = map(mul, deviations, deviations)
+    sd = math.sqrt(math.fsum(squares) / (n - 1))
+    top = n - 1
+    if method == "type7":
+        median, q1, q3 = top * 0.5, top * 0.25, top * 0.75
+    elif method == "type6":
+        median, q1, q3 = (n + 1) * 0.5 - 1, (n + 1) * 0.25 - 1, (n + 1) * 0.75 - 1
+    else:
+        check_quantile_method(method)
+    return (n, _quantile_at(ordered, top, median), _quantile_at(ordered, top, q1),
+            _quantile_at(ordered, top, q3), centre, sd)
+
+
+#: Integers up to 2**53 are floats exactly.
+_EXACT = 2 ** 53
+#: Integer values at least this many times as many as the integers between the lowest and
+#: the highest (ages, score changes of a large group) repeat enough for their squared
+#: deviations to be computed once per distinct value.
+_VALUES_PER_DISTINCT = 5
+
+
+def _squared_deviations_by_value(ordered: Sequence[int], centre: float):
+    """``(x − centre)²`` of every value in order, as ``map(mul, deviations, deviations)``
+    gives them, but computed once per run of equal values."""
+    runs = []
+    start, n = 0, len(ordered)
+    while start < n:
+        value = ordered[start]
+        end = bisect_right(ordered, value, start)
+        deviation = value - centre
+        runs.append(repeat(deviation * deviation, end - start))
+        start = end
+    return chain.from_iterable(runs)
+
+
+def _quantile_at(ordered: Sequence[float], top: int, position: float):
+    """:func:`quantile_of_sorted` at a 0-based ``position`` (``top`` = n − 1)."""
+    if position <= 0:
+        return ordered[0]
+    if position >= top:
+        return ordered[-1]
+    below = int(position)  # the floor, position being positive
+    fraction = position - below
+    low = ordered[below]
+    if fraction == 0:
+        return low
+    return low + fraction * (ordered[below + 1] - low)
 
 
 _EMPTY = Summary(0, None, None, None, None, None)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 from bisect import bisect_left, bisect_right
 from datetime import date
-from operator import attrgetter
 
 from .records import Episode, Visit
 
@@ -87,9 +86,9 @@ class Course:
     def __init__(self, episode: Episode, visits: list[Visit], ordinals: list[int]):
         self.episode = episode
         #: start date as an ordinal, for comparing other dates cheaply
-        self.start = episode.start_date.toordinal()
-        #: last day on treatment, or None while ongoing
-        self.end = end_day(episode)
+        self.start = start = episode.start_date.toordinal()
+        #: last day on treatment, or None while ongoing (:func:`end_day`, from ordinals)
+        self.end = None if episode.end_date is None else episode.end_date.toordinal() - start
         self.visits = visits
         self.ordinals = ordinals
         self._days = None
@@ -167,13 +166,11 @@ class Course:
         return None if best is None else best[1]
 
 
-_date_of = attrgetter("date")
-
-
 def visit_ordinals(visits: list[Visit]) -> list[int]:
     """Date ordinals of a patient's visits (in date order): computed once per patient and
-    shared by all of the patient's episodes."""
-    return list(map(date.toordinal, map(_date_of, visits)))
+    shared by all of the patient's episodes. (A comprehension: faster than mapping
+    ``attrgetter("date")`` and ``date.toordinal`` over a patient's handful of visits.)"""
+    return [visit.date.toordinal() for visit in visits]
 
 
 def course_of(episode: Episode, visits: list[Visit], ordinals: list[int] | None = None) -> Course:
