@@ -120,6 +120,28 @@ def test_the_read_tallies_the_summaries_the_database_groups(registry, codes):
     assert set(tallied.tables["Visit"]) == {"fr-tls", "es-bcn"} if codes is None else set(codes)
 
 
+@pytest.mark.parametrize("codes", [None, ["fr-tls"]])
+def test_a_large_read_in_chunks_gives_what_a_small_one_reads_at_once(registry, monkeypatch, codes):
+    """A registry-wide read streams its large tables in chunks (PostgreSQL: libpq's chunked
+    rows mode); the records and summaries are those of reading them at once. An adverse event
+    of an episode outside the read asks for the episode's code while the read is open."""
+    from registry.clinical.models import AdverseEvent, Patient
+
+    other = Patient.objects.filter(center__code="fr-tls").last()
+    foreign = Patient.objects.filter(center__code="es-bcn").get().episodes.get()
+    # Not valid through the forms (another patient's episode); a bundle could hold it.
+    AdverseEvent.objects.bulk_create([AdverseEvent(
+        patient=other, episode=foreign, term="acne", onset_date=foreign.start_date,
+    )])
+    at_once = selectors.read_cohort(codes)
+    monkeypatch.setattr(selectors, "CHUNKED_FROM_PATIENTS", 0)
+    monkeypatch.setattr(selectors, "CHUNK_SIZE", 2)
+    in_chunks = selectors.read_cohort(codes)
+    assert in_chunks == at_once
+    assert sum(map(len, in_chunks[0].visits.values())) == (7 if codes is None else 6)
+    assert [event.episode_code for events in in_chunks[0].adverse_events.values() for event in events] == [foreign.code]
+
+
 @postgresql_only
 def test_the_binary_read_of_one_scope_filters_on_its_patients(registry):
     cohort = selectors.load_cohort(["es-bcn"])
