@@ -30,6 +30,7 @@ from endpoints.compute.completeness import TOTAL as COMPLETENESS_TOTAL
 from endpoints.compute.completeness import CompletenessRow, completeness, completeness_dicts
 from endpoints.compute.forking import balanced_parts, can_fork, forked_map, worker_count
 from endpoints.compute.report import aggregate, collector_paused, episode_facts
+from endpoints.compute.tally import ALL
 from endpoints.models import POOLED, RecomputeState, Snapshot, StudySettings
 from endpoints.selectors import (
     FINGERPRINTED,
@@ -314,7 +315,7 @@ def compute_centers(cohort, summaries, codes, job):
         facts = episode_facts(cohort, workers=1, center_of=years.key_of)
         facts.finish()
         checks = CompletenessByCenter.of_cohort(cohort, job.today)
-        counts = counts_by_center(cohort)
+        counts = years.counts_by_center()
         del cohort
         lap("facts")
         rows_by_center = {}
@@ -470,6 +471,16 @@ class EnrolmentYears:
         found = {year for center, year in self.parts.values() if center_codes is None or center in center_codes}
         return sorted(found, key=_year_order)
 
+    def counts_by_center(self):
+        """Center code -> (patients, episodes, visits), summed over its enrolment years (what
+        :func:`counts_by_center` gives, without another pass over the cohort)."""
+        counts = {}
+        for key, (patients, episodes, visits) in self.key_counts.items():
+            center = self.parts[key][0]
+            before = counts.get(center, (0, 0, 0))
+            counts[center] = (before[0] + patients, before[1] + episodes, before[2] + visits)
+        return counts
+
     def counts(self, center_codes=None):
         """Enrolment year -> (patients, episodes, visits) of some centers (None: all)."""
         counts = {}
@@ -519,10 +530,11 @@ def center_breakdown(rows_by_center, counts_by_center):
         patients, episodes, visits = counts_by_center[center]
         entry = {"center": center, "patients": patients, "episodes": episodes, "visits": visits}
         for row in rows_by_center[center]:
-            row = row if isinstance(row, dict) else row_as_dict(row)
-            key = wanted.get((row["table"], row["endpoint"], row["timepoint"]))
-            if key and row["group"] == "all":
-                entry[key] = {"n": row["n"], "count": row["count"], "percent": row["percent"]}
+            if row.group != ALL:  # a center's rows are ResultRows: no dict made per row
+                continue
+            key = wanted.get((row.table, row.endpoint, row.timepoint))
+            if key:
+                entry[key] = {"n": row.n, "count": row.count, "percent": row.percent}
         breakdown.append(entry)
     return breakdown
 
