@@ -41,7 +41,7 @@ from load import (
     wait_logged_in,
 )
 
-#: Tables ``endpoints.selectors.load_cohort`` reads (the fingerprint's queries COUNT them).
+#: Tables ``endpoints.selectors.read_cohort`` reads (the fingerprint check's queries COUNT them).
 COHORT_TABLES = ("clinical_visit", "clinical_adverseevent", "clinical_treatmentepisode",
                  "clinical_dosechange", "clinical_priortreatment", "clinical_patient")
 
@@ -140,7 +140,7 @@ class FaultRun:
         return None
 
     def find_recompute(self, timeout=90):
-        """Wait for a worker connection reading a cohort (``load_cohort``: one read-only
+        """Wait for a worker connection reading a cohort (``read_cohort``: one read-only
         transaction, then the computation, then the snapshot is stored): (pid, scope, query)."""
         app = f"{self.stack.name}-worker"
         started = time.monotonic()
