@@ -104,22 +104,6 @@ def days_at_high_dose(course: Course, first_high: int) -> int | None:
     return min(bounds) - first_high if bounds else None
 
 
-def pre_escalation(course: Course, score: str, first_high: int):
-    """The last value of the score on or before the first high-dose day, no earlier than 30
-    days before it; for an episode started at high dose this is the episode baseline."""
-    return course.last_value(score, first_high - BASELINE_LOOKBACK_DAYS, first_high)
-
-
-def last_at_high_dose(course: Course, score: str, intervals) -> float | None:
-    """Last observation at high dose: the score at the last visit on a high-dose day
-    (``intervals`` already stop at the end date)."""
-    for first, last in reversed(intervals):
-        value = course.last_value(score, first, last)
-        if value is not None:
-            return value
-    return None
-
-
 def _last_values(course: Course, first_day: int, last_day: int | None) -> tuple:
     """Per score of SCORES, its last value in [first_day, last_day] (``Course.last_value``
     of every score, reading the visits once)."""
@@ -133,12 +117,15 @@ def _last_values(course: Course, first_day: int, last_day: int | None) -> tuple:
 
 
 def pre_escalation_values(course: Course, first_high: int) -> tuple:
-    """:func:`pre_escalation` of every score of SCORES."""
+    """Per score of SCORES, its pre-escalation value: the last value on or before the first
+    high-dose day, no earlier than 30 days before it; for an episode started at high dose
+    this is the episode baseline."""
     return _last_values(course, first_high - BASELINE_LOOKBACK_DAYS, first_high)
 
 
 def values_at_high_dose(course: Course, intervals) -> tuple:
-    """:func:`last_at_high_dose` of every score of SCORES."""
+    """Per score of SCORES, its last observation at high dose: the value at the last visit on
+    a high-dose day that has it (``intervals`` already stop at the end date)."""
     found = None
     for first, last in reversed(intervals):
         values = _last_values(course, first, last)

@@ -212,3 +212,15 @@ def test_every_listed_efficacy_row_is_there_for_each_group():
                  "bsa_change"]
     assert efficacy == {(e, t, g) for e in endpoints for t in ("m3", "m6")
                         for g in ("all", "upadacitinib_15")}
+
+
+def test_the_hot_loop_reads_the_scores_in_the_order_of_SCORES():
+    """efficacy._scores_of spells the attributes out (faster than attrgetter): it must stay
+    in step with SCORES, whose order window_endpoints unpacks."""
+    from operator import attrgetter
+
+    from endpoints.compute import efficacy
+
+    visit = Visit("p", date(2024, 1, 1), iga=1, easi=2.0, scorad=3.0, bsa=4.0,
+                  pruritus_nrs=5, sleep_nrs=6, dlqi=7, poem=8)
+    assert efficacy._scores_of(visit) == attrgetter(*efficacy.SCORES)(visit) == (1, 2.0, 3.0, 4.0, 5, 7)
