@@ -25,7 +25,12 @@ from operator import attrgetter
 from .records import Patient
 from .tally import BINARY, CONTINUOUS, TableSpec
 from .vocabulary import (
-    AD_SUBTYPES, ADVANCED_DRUGS, COMORBIDITY_LISTS, DRUGS, SEXES, SPECIAL_AREAS,
+    AD_SUBTYPES,
+    ADVANCED_DRUGS,
+    COMORBIDITY_LISTS,
+    DRUGS,
+    SEXES,
+    SPECIAL_AREAS,
 )
 
 #: The "any" row of each list column (endpoints.md spells them in the singular).

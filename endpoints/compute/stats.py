@@ -35,18 +35,28 @@ def quantile_of_sorted(ordered: Sequence[float], p: float, method: str = DEFAULT
     n = len(ordered)
     if n == 0:
         return None
+    return _quantile_at(ordered, n - 1, _position(n, p, method))
+
+
+def _position(n: int, p: float, method: str) -> float:
+    """The 0-based position of the p-quantile among n ordered values."""
     if method == "type7":
-        position = (n - 1) * p  # 0-based
-    elif method == "type6":
+        return (n - 1) * p
+    if method == "type6":
         # 1-based position (n + 1)p, clamped to the extreme order statistics as SPSS does.
-        position = (n + 1) * p - 1
-    else:
-        check_quantile_method(method)
+        return (n + 1) * p - 1
+    check_quantile_method(method)
+    raise AssertionError("unreachable")
+
+
+def _quantile_at(ordered: Sequence[float], top: int, position: float):
+    """The quantile at a 0-based ``position`` of ordered values (``top`` = n − 1): clamped
+    to the extremes, else interpolated between the two values around it."""
     if position <= 0:
         return ordered[0]
-    if position >= n - 1:
+    if position >= top:
         return ordered[-1]
-    below = math.floor(position)
+    below = int(position)  # the floor, position being positive
     fraction = position - below
     low = ordered[below]
     if fraction == 0:
@@ -134,7 +144,7 @@ def summary_of_sorted(ordered: Sequence[float], method: str = DEFAULT_QUANTILE_M
 def figures_of_sorted(ordered: Sequence[float], method: str = DEFAULT_QUANTILE_METHOD) -> tuple:
     """(n, median, Q1, Q3, mean, SD) of :func:`summary_of_sorted`, as a plain tuple, for
     non-empty ``ordered``: a report takes tens of thousands of summaries, and this spares it
-    a frozen dataclass and three :func:`quantile_of_sorted` calls each (same arithmetic)."""
+    a frozen dataclass (same arithmetic)."""
     n = len(ordered)
     lowest, highest = ordered[0], ordered[-1]
     exact_ints = type(lowest) is int and -_EXACT <= lowest and highest <= _EXACT
@@ -155,14 +165,9 @@ def figures_of_sorted(ordered: Sequence[float], method: str = DEFAULT_QUANTILE_M
         squares = map(mul, deviations, deviations)
     sd = math.sqrt(math.fsum(squares) / (n - 1))
     top = n - 1
-    if method == "type7":
-        median, q1, q3 = top * 0.5, top * 0.25, top * 0.75
-    elif method == "type6":
-        median, q1, q3 = (n + 1) * 0.5 - 1, (n + 1) * 0.25 - 1, (n + 1) * 0.75 - 1
-    else:
-        check_quantile_method(method)
-    return (n, _quantile_at(ordered, top, median), _quantile_at(ordered, top, q1),
-            _quantile_at(ordered, top, q3), centre, sd)
+    return (n, _quantile_at(ordered, top, _position(n, 0.5, method)),
+            _quantile_at(ordered, top, _position(n, 0.25, method)),
+            _quantile_at(ordered, top, _position(n, 0.75, method)), centre, sd)
 
 
 #: Integers up to 2**53 are floats exactly.
@@ -186,19 +191,6 @@ def _squared_deviations_by_value(ordered: Sequence[int], centre: float):
         start = end
     return chain.from_iterable(runs)
 
-
-def _quantile_at(ordered: Sequence[float], top: int, position: float):
-    """:func:`quantile_of_sorted` at a 0-based ``position`` (``top`` = n − 1)."""
-    if position <= 0:
-        return ordered[0]
-    if position >= top:
-        return ordered[-1]
-    below = int(position)  # the floor, position being positive
-    fraction = position - below
-    low = ordered[below]
-    if fraction == 0:
-        return low
-    return low + fraction * (ordered[below + 1] - low)
 
 
 _EMPTY = Summary(0, None, None, None, None, None)

@@ -53,7 +53,8 @@ _BYTE_LANES = [
 
 
 class _Spreads(dict):
-    """mask -> :func:`spread` of it, computed on first use (cells share masks)."""
+    """mask -> the mask as a lane integer (bit i becomes 1 in lane i), computed on first use
+    (cells share masks)."""
 
     def __missing__(self, mask: int) -> int:
         if len(self) >= 65536:
@@ -69,13 +70,7 @@ class _Spreads(dict):
         return found
 
 
-_SPREADS = _Spreads()
-_spread_of = _SPREADS.__getitem__
-
-
-def spread(mask: int) -> int:
-    """A bit mask as a lane integer: bit i becomes 1 in lane i."""
-    return _spread_of(mask)
+_spread_of = _Spreads().__getitem__
 
 
 #: Per bit of a byte, a ``bytes.translate`` table: 1 for the byte values that have the bit.
@@ -95,7 +90,7 @@ BY_BIT_FROM = 40
 
 
 def lane_sum(masks: array) -> int:
-    """The sum of :func:`spread` over the masks: per endpoint, the masks that have its bit.
+    """The sum of the masks as lane integers: per endpoint, the masks that have its bit.
 
     A few masks are spread one by one (spreads are cached: cells share masks). Many are
     counted bit by bit over one byte of every mask at once (``translate`` and ``count`` on
